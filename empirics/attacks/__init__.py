@@ -1,0 +1,1 @@
+"""Inversion attacks with one interface: ``fit(...)`` then ``reconstruct(z)``."""

@@ -1,0 +1,168 @@
+"""The ``invlimits`` command line.
+
+Every subcommand takes ``--out DIR``, writes ``DIR/results.json`` (and ``DIR/report.md``) and
+prints where it wrote.  Each capability lives in one module of :mod:`empirics.sections`, which
+exposes ``add_arguments(parser)`` and ``run(args)``; ``run`` returns a list of
+:class:`empirics.report.Section` (or a ``(sections, extra)`` pair whose ``extra`` dict becomes
+top-level keys of ``results.json``).  ``invlimits verify`` runs the ``verify`` sections of every
+capability with their default arguments, so it always covers everything that exists.
+
+Section modules are imported only when their subcommand runs, so ``invlimits theory`` never
+imports torch.  The exit status is 0 when every check passed, 1 when a check failed and 2 on a
+usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from .report import Section, section_text, write_report, write_results
+
+#: subcommand -> (module in empirics.sections, one-line help).  Order is the order of `verify`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "theory": ("theory_section", "Thm 1 / Thm 2 battery against exact and Monte-Carlo truth"),
+    "reduction": ("reduction_section", "MAX-E3SAT(B) -> two-layer ReLU inversion, checked by SAT/MaxSAT"),
+    "attack": ("attack_section", "inversion attacks: optimality vs exact MMSE, attacks on a dataset"),
+    "train": ("train_section", "train a split model (optionally with defenses) and save a checkpoint"),
+    "defenses": ("defenses_section", "entropy-vs-MSE sweep and defense table (CEM beside baselines)"),
+    "check-defense": ("check_defense_section", "check your own encoder (MODULE:FUNCTION) against the bounds"),
+    "bench": ("bench_section", "training-step cost of each defense with and without CEM"),
+}
+
+#: sections `verify` runs (each module must define `run`; `verify_args(args)` may adapt arguments)
+VERIFY_ORDER = ["theory", "reduction", "attack", "defenses"]
+
+
+def _load(name: str):
+    module, _ = COMMANDS[name]
+    try:
+        return importlib.import_module(f"empirics.sections.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"empirics.sections.{module}":
+            return None
+        raise
+
+
+def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
+    p.add_argument("--out", type=Path, default=Path(default_out),
+                   help=f"output directory (default: {default_out})")
+    p.add_argument("--seed", type=int, default=0, help="master random seed (default: 0)")
+    p.add_argument("--quick", action="store_true", help="smaller, faster settings")
+    p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda:0 ...")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="invlimits",
+        description="Executable checks of model-inversion limits in split inference "
+                    "(CEM Thms 1-2, MixCon Thm B.10, attacks and defenses).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    v = sub.add_parser("verify", help="run every section on embedded defaults; writes report.md")
+    _add_common(v, "runs/verify")
+    v.add_argument("--preset", choices=["default", "paper"], default="default",
+                   help="'paper': paper-scale CIFAR-10 run (needs local data and a GPU)")
+    v.add_argument("--cifar-root", type=Path, default=None,
+                   help="folder containing cifar-10-batches-py (for --preset paper)")
+    v.add_argument("--skip", action="append", default=[], choices=VERIFY_ORDER,
+                   help="skip a section (repeatable)")
+    for name, (_, help_) in COMMANDS.items():
+        mod = _load(name)
+        if mod is None:
+            continue
+        p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip().split("\n\n")[0])
+        _add_common(p, f"runs/{name}")
+        if hasattr(mod, "add_arguments"):
+            mod.add_arguments(p)
+    return parser
+
+
+def _defaults_for(name: str, mod, common: argparse.Namespace) -> argparse.Namespace:
+    p = argparse.ArgumentParser(add_help=False)
+    if hasattr(mod, "add_arguments"):
+        mod.add_arguments(p)
+    ns = p.parse_args([])
+    for k in ("out", "seed", "quick", "device"):
+        setattr(ns, k, getattr(common, k))
+    ns.verify = True
+    return ns
+
+
+def _normalise(result) -> tuple[list[Section], dict]:
+    if isinstance(result, tuple):
+        sections, extra = result
+    else:
+        sections, extra = result, {}
+    if isinstance(sections, Section):
+        sections = [sections]
+    return list(sections), dict(extra or {})
+
+
+def _run_verify(args: argparse.Namespace) -> tuple[list[Section], dict]:
+    if args.preset == "paper":
+        mod = importlib.import_module("empirics.sections.paper_preset")
+        return _normalise(mod.run(args))
+    sections: list[Section] = []
+    extra: dict = {}
+    names = [n for n in VERIFY_ORDER if n not in args.skip]
+    for i, name in enumerate(names, 1):
+        mod = _load(name)
+        if mod is None:
+            continue
+        ns = _defaults_for(name, mod, args)
+        if hasattr(mod, "verify_args"):
+            mod.verify_args(ns)
+        print(f"[{i}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        got, ex = _normalise(mod.run(ns))
+        for s in got:
+            if not s.seconds:
+                s.seconds = time.perf_counter() - t0
+            print(section_text(s), flush=True)
+        sections += got
+        extra.update(ex)
+    return sections, extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    args.out = out
+    t0 = time.perf_counter()
+    try:
+        if args.command == "verify":
+            sections, extra = _run_verify(args)
+        else:
+            mod = _load(args.command)
+            sections, extra = _normalise(mod.run(args))
+            for s in sections:
+                print(section_text(s), flush=True)
+    except ValueError as exc:  # bad user input: one clear line, no traceback
+        print(f"invlimits {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - t0
+    res = write_results(out, args.command, argv, sections, seconds, extra)
+    rep = write_report(out, f"invlimits {args.command}", sections, seconds)
+    ok = all(s.passed for s in sections)
+    n = sum(len(s.checks) for s in sections)
+    nfail = sum(not c.passed for s in sections for c in s.checks)
+    print(f"\n{'PASS' if ok else 'FAIL'}: {n - nfail}/{n} checks passed in {seconds:.1f} s.")
+    print(f"wrote {res}")
+    print(f"wrote {rep}")
+    for s in sections:
+        for f in s.figures:
+            print(f"wrote {f}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``invlimits`` subcommand; see :mod:`empirics.cli`."""
