@@ -1,0 +1,28 @@
+"""README's two commands and .ci/run must not drift apart."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _blocks():
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"^```(\w*)\n(.*?)^```$", text, flags=re.S | re.M)
+
+
+def test_readme_opens_with_two_shell_blocks():
+    blocks = _blocks()
+    assert len(blocks) >= 2
+    (lang1, b1), (lang2, b2) = blocks[:2]
+    assert lang1 == lang2 == "bash"
+    assert "python3 -m venv .venv" in b1 and "invlimits verify" in b1
+    assert "torch==2.13.0" in b1  # the CPU wheel on disk; a bare torch pulls CUDA
+    assert "pytest" in b2 and b2.strip().startswith(". .venv/bin/activate")
+
+
+def test_ci_runs_the_readme_blocks_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'bash -euo pipefail -c "$(block 1)"' in ci
+    assert 'bash -euo pipefail -c "$(block 2)"' in ci
+    assert "invlimits verify --quick" in ci
