@@ -1,1 +1,63 @@
-"""Theory: entropy limits of model inversion (CEM paper, Prop. 1, Thms 1-2) in numpy/scipy/sympy."""
+"""Theory: entropy limits of model inversion (CEM paper, Prop. 1, Thms 1-2) in numpy/scipy/sympy.
+
+Ground truths (DESIGN.md §3): the linear-Gaussian channel in closed form (:mod:`theory.gaussian`);
+Gaussian-mixture priors with an exact posterior and Monte-Carlo entropies/MMSE carrying standard
+errors (:mod:`theory.mixture`); Theorem 1, Theorem 2 and competing bounds (:mod:`theory.bounds`);
+sympy checks of Theorem 1's proof (:mod:`theory.symbolic`, imported on demand); hypothesis
+strategies for property tests (:mod:`theory.strategies`, imported on demand, needs hypothesis).
+
+``import theory`` imports numpy and scipy only (never torch, pysat, matplotlib or hypothesis).
+Entropies are in nats unless ``base=`` is given; randomness comes from an explicit
+``rng=numpy.random.Generator``.
+"""
+
+from ._validate import Estimate
+from .bounds import (certifiable_mse, conditional_entropy_lower_bound, cramer_rao_mse,
+                     fisher_bounds, fisher_information_linear, gmm_mutual_information_bound,
+                     implied_entropy, mse_lower_bound, mutual_information_upper_bounds,
+                     van_trees_mse)
+from .gaussian import (gaussian_entropy, linear_gaussian_conditional_entropy,
+                       linear_gaussian_mmse, linear_gaussian_mutual_information,
+                       linear_gaussian_posterior_cov, linear_gaussian_posterior_mean)
+from .mixture import (GaussianMixture, MixturePosterior, mixture_conditional_entropy_mc,
+                      mixture_entropy_bounds, mixture_entropy_mc, mixture_mmse_mc,
+                      mixture_posterior, mixture_prior_fisher_mc)
+
+__all__ = [
+    "Estimate",
+    # gaussian
+    "gaussian_entropy",
+    "linear_gaussian_posterior_cov",
+    "linear_gaussian_posterior_mean",
+    "linear_gaussian_mmse",
+    "linear_gaussian_conditional_entropy",
+    "linear_gaussian_mutual_information",
+    # mixture
+    "GaussianMixture",
+    "mixture_entropy_mc",
+    "mixture_entropy_bounds",
+    "MixturePosterior",
+    "mixture_posterior",
+    "mixture_mmse_mc",
+    "mixture_conditional_entropy_mc",
+    "mixture_prior_fisher_mc",
+    # bounds
+    "mse_lower_bound",
+    "implied_entropy",
+    "gmm_mutual_information_bound",
+    "mutual_information_upper_bounds",
+    "conditional_entropy_lower_bound",
+    "certifiable_mse",
+    "fisher_information_linear",
+    "cramer_rao_mse",
+    "van_trees_mse",
+    "fisher_bounds",
+]
+
+
+def __getattr__(name):  # lazy submodules: `theory.symbolic` (sympy), `theory.strategies` (hypothesis)
+    if name in ("symbolic", "strategies"):
+        import importlib
+
+        return importlib.import_module(f"theory.{name}")
+    raise AttributeError(f"module 'theory' has no attribute {name!r}")

@@ -1,0 +1,333 @@
+r"""Theorem 1, Theorem 2 and competing bounds on the minimal reconstruction MSE.
+
+**Theorem 1** (CEM paper, Xia et al. CVPR 2025, Thm 1 and supp. S.1): for any attacker, the
+per-dimension MSE satisfies
+
+.. math:: \xi \ge \frac{1}{2\pi e}\exp\!\Big(\frac{2H(x|z)}{d}\Big)
+
+(:func:`mse_lower_bound`; inverse :func:`implied_entropy`). The proof chain -- max-entropy,
+eigenvalue AM–GM, Jensen over z -- is checked symbolically in :mod:`theory.symbolic`; equality iff
+Cov(x|z) is isotropic and the same for every z, with x|z Gaussian.
+
+**Theorem 2** (CEM Prop. 2, Thm 2, Eq. 3, supp. S.2): if :math:`\hat z = f(x)` is deterministic and
+distributed as :math:`\sum_i\pi_i\mathcal N(\mu_i,\Sigma_i)` and :math:`z = \hat z + \varepsilon`,
+:math:`\varepsilon\sim\mathcal N(0,\Sigma_p)`, then
+
+.. math:: H(x|z) \ge H(x) - \sum_i \pi_i\Big(-\log\pi_i + \tfrac12\log\frac{|\Sigma_i+\Sigma_p|}{|\Sigma_p|}\Big).
+
+The sum is exactly the Huber upper bound on :math:`H(z)` minus :math:`H(\varepsilon)`
+(:func:`gmm_mutual_information_bound`). Any upper bound :math:`U \ge H(z)` gives
+:math:`H(x|z) \ge H(x) + H(\varepsilon) - U`; :func:`conditional_entropy_lower_bound` offers
+``huber`` (= Thm 2 as printed), ``kl`` (Kolchinsky–Tracey, never looser than Huber), ``maxent``
+(Gaussian with Cov z, no mixture assumption) and ``best``.
+
+*Errata / caveats* (DESIGN.md §4). Thm 2 as printed holds -- it is Huber's bound -- but it is
+rigorous only if :math:`\hat z` *is* a Gaussian mixture and :math:`H(x)` is known or
+lower-bounded. For data in :math:`[0,1]^d`, :math:`H(x)\le 0`, so Thms 1+2 can never certify a
+per-dimension MSE above :func:`certifiable_mse` (at most :math:`1/(2\pi e)\approx 0.0585`).
+
+**Fisher-information bounds** (Maeng et al. 2023; van Trees 1968; DESIGN.md §3). For
+:math:`z = f(x) + \mathcal N(0,\Sigma_n)` the Fisher information is
+:math:`I_F(x) = J_f^\top\Sigma_n^{-1}J_f`, dFIL = Tr I_F / d. Unbiased attackers:
+MSE/d ≥ 1/dFIL (:func:`cramer_rao_mse`). Any attacker (van Trees):
+:math:`\mathrm{MSE}/d \ge d / (\operatorname{Tr}E[I_F] + \operatorname{Tr}J_{prior})`
+(:func:`van_trees_mse`). With the exact :math:`H(x|z)`, Thm 1's bound is never below van Trees
+(Stam's inequality applied to the posterior, then Jensen).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.linalg import cho_solve, solve_triangular
+
+from ._validate import (as_array, as_cov, as_dim, as_matrix, as_scalar, as_weights, cholesky,
+                        log_base, logdet_chol)
+from .gaussian import LOG_2PI_E, gaussian_entropy
+from .mixture import GaussianMixture, mixture_entropy_bounds
+
+__all__ = [
+    "mse_lower_bound",
+    "implied_entropy",
+    "gmm_mutual_information_bound",
+    "mutual_information_upper_bounds",
+    "conditional_entropy_lower_bound",
+    "certifiable_mse",
+    "fisher_information_linear",
+    "cramer_rao_mse",
+    "van_trees_mse",
+    "fisher_bounds",
+]
+
+METHODS = ("huber", "kl", "maxent", "best")
+
+
+def mse_lower_bound(cond_entropy, dim, base=None) -> float:
+    r"""Theorem 1: per-dimension MSE lower bound :math:`\exp(2H(x|z)/d)/(2\pi e)`.
+
+    Parameters
+    ----------
+    cond_entropy : float
+        :math:`H(x|z)` (nats, or units of ``base``); may be negative (differential entropy).
+    dim : int
+        Input dimension d.
+    base : float, optional
+        Base in which ``cond_entropy`` is expressed.
+
+    Examples
+    --------
+    Equality case x ~ N(0, 1), z = x + N(0, 1/4): H(x|z) = ½ log(2πe · 0.2).
+
+    >>> round(mse_lower_bound(0.5 * np.log(2 * np.pi * np.e * 0.2), 1), 12)
+    0.2
+    """
+    h = as_scalar(cond_entropy, "cond_entropy")
+    d = as_dim(dim, "dim")
+    h_nats = h * log_base(base)
+    return float(math.exp(2.0 * h_nats / d - LOG_2PI_E))
+
+
+def implied_entropy(mse, dim, base=None) -> float:
+    r"""Inverse of Theorem 1: :math:`\tfrac d2\log(2\pi e\,\xi)`, the largest H(x|z) compatible
+    with a per-dimension MSE ξ (if an attacker reaches ξ, then H(x|z) ≤ this).
+
+    >>> round(implied_entropy(mse_lower_bound(-3.0, 5), 5), 12)
+    -3.0
+    """
+    m = as_scalar(mse, "mse", positive=True)
+    d = as_dim(dim, "dim")
+    return float(0.5 * d * (LOG_2PI_E + math.log(m)) / log_base(base))
+
+
+def _mixture_parts(weights, covs, noise_cov, means=None):
+    cv = as_cov(covs, "covs", batch=True, psd=True)
+    K, k, _ = cv.shape
+    w = as_weights(weights, "weights", n=K)
+    cn = as_cov(noise_cov, "noise_cov", dim=k)
+    mu = None
+    if means is not None:
+        mu = as_array(means, "means", ndim=2)
+        if mu.shape != (K, k):
+            raise ValueError(f"means must have shape (K, k) = ({K}, {k}) to match covs; got {mu.shape}")
+    return w, mu, cv, cn
+
+
+def gmm_mutual_information_bound(weights, covs, noise_cov, base=None) -> float:
+    r"""Theorem 2's sum exactly as printed (CEM Eq. 3 / Eq. 16):
+
+    .. math:: I(z;\hat z) \le \sum_i\pi_i\Big(-\log\pi_i + \tfrac12\log\frac{|\Sigma_i+\Sigma_p|}{|\Sigma_p|}\Big).
+
+    Assumes :math:`\hat z\sim\sum_i\pi_i\mathcal N(\mu_i,\Sigma_i)` (``covs`` may be singular) and
+    :math:`z=\hat z+\varepsilon`, :math:`\varepsilon\sim\mathcal N(0,\Sigma_p)` (``noise_cov``
+    SPD). Equals ``mixture_entropy_bounds(z)["huber_upper"] - gaussian_entropy(noise_cov)``.
+
+    Examples
+    --------
+    One component, Σ = Σp = I₂: ½ log det(2I) = log 2.
+
+    >>> round(float(gmm_mutual_information_bound([1.0], [np.eye(2)], np.eye(2)) - np.log(2)), 12)
+    0.0
+    """
+    w, _, cv, cn = _mixture_parts(weights, covs, noise_cov)
+    ld_p = logdet_chol(cholesky(cn, "noise_cov"))
+    ld = logdet_chol(cholesky(cv + cn[None], "covs + noise_cov"))
+    mask = w > 0
+    val = np.sum(w[mask] * (-np.log(w[mask]) + 0.5 * (ld[mask] - ld_p)))
+    return float(val / log_base(base))
+
+
+def mutual_information_upper_bounds(weights, means, covs, noise_cov, base=None) -> dict:
+    r"""Upper bounds on :math:`I(z;\hat z) = H(z) - H(\varepsilon)` for a Gaussian-mixture
+    :math:`\hat z` plus Gaussian noise: ``huber`` (= Thm 2 as printed), ``kl`` (Kolchinsky–Tracey),
+    ``maxent`` (:math:`\tfrac12\log|\operatorname{Cov}z|/|\Sigma_p|`, valid for any :math:`\hat z`
+    with that covariance) and ``best`` (their minimum).
+    """
+    w, mu, cv, cn = _mixture_parts(weights, covs, noise_cov, means)
+    if mu is None:
+        raise ValueError("means must be given (shape (K, k))")
+    z = GaussianMixture(w, mu, cv + cn[None])
+    h_eps = gaussian_entropy(cn)
+    b = mixture_entropy_bounds(z)
+    out = {
+        "huber": gmm_mutual_information_bound(w, cv, cn),
+        "kl": b["kl_upper"] - h_eps,
+        "maxent": gaussian_entropy(z.covariance()) - h_eps,
+    }
+    out["best"] = min(out.values())
+    lb = log_base(base)
+    return {k: float(v / lb) for k, v in out.items()}
+
+
+def conditional_entropy_lower_bound(h_x, weights, means, covs, noise_cov, method: str = "huber",
+                                    base=None) -> float:
+    r"""Lower bound on :math:`H(x|z)` from :math:`H(x)` (CEM Prop. 2 + an upper bound on H(z)).
+
+    .. math:: H(x|z) = H(x) - I(z;\hat z) \ge H(x) - U_{\text{method}}
+
+    where :math:`U` is an upper bound on :math:`I(z;\hat z)` from
+    :func:`mutual_information_upper_bounds`: ``"huber"`` reproduces Theorem 2 exactly,
+    ``"kl"`` is never looser, ``"maxent"`` needs no mixture assumption, ``"best"`` takes the
+    tightest. ``means`` may be ``None`` for ``"huber"``.
+
+    Assumptions: :math:`\hat z = f(x)` deterministic, distributed as the given mixture (the
+    bound is an *estimate* when the mixture is fitted), ``h_x`` is the true H(x) or a lower bound.
+
+    Parameters
+    ----------
+    h_x : float
+        H(x) in nats (or ``base`` units).
+    weights : (K,), means : (K, k) or None, covs : (K, k, k) PSD, noise_cov : (k, k) SPD
+    method : {"huber", "kl", "maxent", "best"}
+
+    Examples
+    --------
+    Gaussian x in d = 1 through z = x + N(0, 1/4): every method is exact.
+
+    >>> hx = 0.5 * np.log(2 * np.pi * np.e)
+    >>> b = conditional_entropy_lower_bound(hx, [1.0], [[0.0]], [[[1.0]]], [[0.25]], method="best")
+    >>> round(float(b - 0.5 * np.log(2 * np.pi * np.e * 0.2)), 12)
+    0.0
+    """
+    h = as_scalar(h_x, "h_x")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    lb = log_base(base)
+    if method == "huber" and means is None:
+        return float(h - gmm_mutual_information_bound(weights, covs, noise_cov) / lb)
+    u = mutual_information_upper_bounds(weights, means, covs, noise_cov)[method]
+    return float(h - u / lb)
+
+
+def certifiable_mse(weights, means, covs, noise_cov, dim, *, h_x_upper=0.0, method: str = "best") -> float:
+    r"""The largest per-dimension MSE that Theorems 1+2 can certify.
+
+    For data in :math:`[0,1]^d` the uniform law maximises entropy, so :math:`H(x)\le 0`
+    (``h_x_upper``; give a different value for another support). Theorem 2 (with ``method``'s
+    upper bound on :math:`I(z;\hat z)`) then gives at best :math:`H(x|z)\ge h_{x,\max} - U`, and
+    Theorem 1 turns that into
+
+    .. math:: \xi_{\text{cert}} = \frac{1}{2\pi e}\exp\Big(\frac{2(h_{x,\max} - U)}{d}\Big)
+              \le \frac{1}{2\pi e}\approx 0.0585 .
+
+    A claim of certified MSE above this value is not supported by the theorems; the actual
+    certificate needs a *lower* bound on H(x), which for real data is unknown (and may be −∞
+    when data lie on a low-dimensional set).
+
+    Examples
+    --------
+    >>> c = certifiable_mse([1.0], [[0.0]], [[[0.0]]], [[1.0]], 1)     # no information leaked
+    >>> round(c * 2 * np.pi * np.e, 12)
+    1.0
+    """
+    d = as_dim(dim, "dim")
+    hmax = as_scalar(h_x_upper, "h_x_upper")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    u = mutual_information_upper_bounds(weights, means, covs, noise_cov)[method]
+    return mse_lower_bound(hmax - u, d)
+
+
+# --- Fisher information ------------------------------------------------------------------------
+
+def fisher_information_linear(A, cov_noise) -> np.ndarray:
+    r"""Fisher information :math:`A^\top\Sigma_n^{-1}A` of :math:`z = Ax + \mathcal N(0,\Sigma_n)`
+    about x (the same for every x; for a nonlinear f use its Jacobian as A).
+
+    >>> fisher_information_linear(np.eye(2), 0.25 * np.eye(2))
+    array([[4., 0.],
+           [0., 4.]])
+    """
+    Am = as_matrix(A, "A")
+    cn = as_cov(cov_noise, "cov_noise", dim=Am.shape[0])
+    Ln = cholesky(cn, "cov_noise")
+    B = solve_triangular(Ln, Am, lower=True)
+    F = B.T @ B
+    return 0.5 * (F + F.T)
+
+
+def _fisher(fisher_info, name="fisher_info"):
+    return as_cov(fisher_info, name, psd=True)
+
+
+def cramer_rao_mse(fisher_info, matrix: bool = False) -> float:
+    r"""Cramér–Rao bound on the per-dimension MSE of *unbiased* attackers.
+
+    ``matrix=False`` (default, Maeng et al. 2023): :math:`1/\mathrm{dFIL}`,
+    :math:`\mathrm{dFIL} = \operatorname{Tr}I_F/d`. ``matrix=True``: :math:`\operatorname{Tr}(I_F^{-1})/d`
+    (tighter; ``inf`` when :math:`I_F` is singular -- no unbiased estimator exists).
+
+    >>> cramer_rao_mse(4 * np.eye(3))
+    0.25
+    """
+    F = _fisher(fisher_info)
+    d = F.shape[0]
+    if matrix:
+        try:
+            L = np.linalg.cholesky(F)
+        except np.linalg.LinAlgError:
+            return math.inf
+        return float(np.trace(cho_solve((L, True), np.eye(d))) / d)
+    tr = float(np.trace(F))
+    return math.inf if tr <= 0 else d / tr
+
+
+def van_trees_mse(fisher_info, prior_fisher, matrix: bool = False) -> float:
+    r"""Van Trees (Bayesian Cramér–Rao) bound on the per-dimension MSE of *any* attacker.
+
+    .. math:: \mathrm{MSE}/d \ge \frac{d}{\operatorname{Tr}E[I_F] + \operatorname{Tr}J_{prior}}
+              \quad(\text{DESIGN.md §3}),
+
+    or, with ``matrix=True``, :math:`\operatorname{Tr}((E[I_F]+J_{prior})^{-1})/d` (tighter; needs
+    both matrices). Assumes a prior density that is differentiable and vanishes at the boundary
+    (e.g. Gaussian mixtures).
+
+    Parameters
+    ----------
+    fisher_info : array_like (d, d)
+        Expected Fisher information of the channel, :math:`E_x[I_F(x)]`.
+    prior_fisher : array_like (d, d) or float
+        Prior Fisher information :math:`J = E[\nabla\log p\,\nabla\log p^\top]`, or its trace.
+
+    Examples
+    --------
+    Gaussian prior N(0, I), z = x + N(0, 1/4): d/(4d + d) = 0.2 (equals the MMSE here).
+
+    >>> round(van_trees_mse(4 * np.eye(3), np.eye(3)), 12)
+    0.2
+    """
+    F = _fisher(fisher_info)
+    d = F.shape[0]
+    if np.ndim(prior_fisher) == 0:
+        if matrix:
+            raise ValueError("prior_fisher must be a (d, d) matrix when matrix=True; got a scalar")
+        tj = as_scalar(prior_fisher, "prior_fisher", nonneg=True)
+        return float(d / (np.trace(F) + tj))
+    J = as_cov(prior_fisher, "prior_fisher", dim=d, psd=True)
+    if matrix:
+        M = F + J
+        L = cholesky(M, "fisher_info + prior_fisher")
+        return float(np.trace(cho_solve((L, True), np.eye(d))) / d)
+    return float(d / (np.trace(F) + np.trace(J)))
+
+
+def fisher_bounds(A, cov_noise, prior_fisher=None) -> dict:
+    r"""Fisher-information bounds for :math:`z = Ax + \mathcal N(0,\Sigma_n)`, per dimension.
+
+    Returns ``dfil``, ``cramer_rao`` (1/dFIL, unbiased attackers), ``cramer_rao_matrix``
+    (Tr I_F⁻¹ / d) and, when ``prior_fisher`` (matrix or trace) is given, ``van_trees`` (and
+    ``van_trees_matrix`` for a matrix).
+
+    >>> b = fisher_bounds(np.eye(2), 0.25 * np.eye(2), prior_fisher=np.eye(2))
+    >>> b["dfil"], b["cramer_rao"], round(b["van_trees"], 12)
+    (4.0, 0.25, 0.2)
+    """
+    F = fisher_information_linear(A, cov_noise)
+    d = F.shape[0]
+    out = {"dfil": float(np.trace(F) / d), "cramer_rao": cramer_rao_mse(F),
+           "cramer_rao_matrix": cramer_rao_mse(F, matrix=True)}
+    if prior_fisher is not None:
+        out["van_trees"] = van_trees_mse(F, prior_fisher)
+        if np.ndim(prior_fisher) == 2:
+            out["van_trees_matrix"] = van_trees_mse(F, prior_fisher, matrix=True)
+    return out
