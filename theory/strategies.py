@@ -1,0 +1,118 @@
+"""Hypothesis strategies for property tests of entropy/MSE bounds (needs ``hypothesis``).
+
+Users can test their own code with the same random instances the package is tested on::
+
+    from hypothesis import given
+    from theory.strategies import linear_gaussian_channels
+    import theory
+
+    @given(linear_gaussian_channels())
+    def test_thm1(ch):
+        A, cov_x, cov_noise = ch
+        d = cov_x.shape[0]
+        h = theory.linear_gaussian_conditional_entropy(A, cov_x, cov_noise)
+        assert theory.mse_lower_bound(h, d) <= theory.linear_gaussian_mmse(A, cov_x, cov_noise) / d * (1 + 1e-9)
+
+Matrices are built from drawn eigenvalues and a drawn orthogonal basis (QR of a drawn matrix),
+so the condition number is controlled by ``min_eig``/``max_eig`` and examples shrink towards
+diagonal matrices with equal eigenvalues.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .mixture import GaussianMixture
+
+__all__ = [
+    "LinearGaussianChannel",
+    "spd_matrices",
+    "simplex_weights",
+    "gaussian_mixtures",
+    "linear_gaussian_channels",
+]
+
+
+class LinearGaussianChannel(NamedTuple):
+    """``z = A x + N(0, cov_noise)`` with prior ``x ~ N(0, cov_x)``; unpacks as ``A, cov_x, cov_noise``."""
+
+    A: np.ndarray
+    cov_x: np.ndarray
+    cov_noise: np.ndarray
+
+
+def _ints(v):
+    return st.just(v) if isinstance(v, int) else v
+
+
+def _orthogonal(draw, d: int) -> np.ndarray:
+    entries = draw(st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=d * d, max_size=d * d))
+    M = np.asarray(entries, dtype=np.float64).reshape(d, d) + 3.0 * np.eye(d)  # well conditioned
+    Q, R = np.linalg.qr(M)
+    return Q * np.sign(np.diag(R))
+
+
+@st.composite
+def spd_matrices(draw, dim=st.integers(1, 4), min_eig: float = 0.1, max_eig: float = 10.0,
+                 isotropic: bool = False):
+    """Symmetric positive-definite float64 matrices with eigenvalues in ``[min_eig, max_eig]``.
+
+    ``dim`` is an int or a strategy of ints; ``isotropic=True`` draws multiples of the identity.
+    """
+    if not 0 < min_eig <= max_eig:
+        raise ValueError(f"need 0 < min_eig <= max_eig; got {min_eig}, {max_eig}")
+    d = draw(_ints(dim))
+    if isotropic:
+        return draw(st.floats(min_eig, max_eig)) * np.eye(d)
+    ev = np.asarray(draw(st.lists(st.floats(min_eig, max_eig), min_size=d, max_size=d)))
+    Q = _orthogonal(draw, d)
+    S = (Q * ev) @ Q.T
+    return 0.5 * (S + S.T)
+
+
+@st.composite
+def simplex_weights(draw, n=st.integers(1, 4), min_weight: float = 0.02):
+    """Probability vectors of length ``n`` with every entry >= ``min_weight``."""
+    k = draw(_ints(n))
+    if k * min_weight >= 1.0 + 1e-12:
+        raise ValueError(f"min_weight * n must be < 1; got {min_weight} * {k}")
+    raw = np.asarray(draw(st.lists(st.floats(0.0, 1.0), min_size=k, max_size=k))) + 1e-3
+    w = min_weight + (1.0 - k * min_weight) * raw / raw.sum()
+    return w / w.sum()
+
+
+@st.composite
+def gaussian_mixtures(draw, dim=st.integers(1, 3), n_components=st.integers(1, 4),
+                      mean_scale: float = 3.0, min_eig: float = 0.1, max_eig: float = 2.0,
+                      min_weight: float = 0.02):
+    """:class:`theory.GaussianMixture` instances with means in ``[-mean_scale, mean_scale]^d``."""
+    d = draw(_ints(dim))
+    K = draw(_ints(n_components))
+    w = draw(simplex_weights(K, min_weight=min_weight))
+    means = np.asarray(draw(st.lists(st.floats(-mean_scale, mean_scale), min_size=K * d,
+                                     max_size=K * d))).reshape(K, d)
+    covs = np.stack([draw(spd_matrices(d, min_eig, max_eig)) for _ in range(K)])
+    return GaussianMixture(w, means, covs)
+
+
+@st.composite
+def linear_gaussian_channels(draw, dim=st.integers(1, 4), out_dim=None, min_eig: float = 0.1,
+                             max_eig: float = 4.0, a_scale: float = 2.0, isotropic_posterior=False):
+    """:class:`LinearGaussianChannel` ``(A, cov_x, cov_noise)``; ``out_dim`` defaults to 1..d+1.
+
+    ``isotropic_posterior=True`` draws the equality case of Thm 1: ``A = a·I``, ``cov_x = s·I``,
+    ``cov_noise = n·I`` (posterior covariance a multiple of I).
+    """
+    d = draw(_ints(dim))
+    if isotropic_posterior:
+        a = draw(st.floats(0.1, a_scale))
+        return LinearGaussianChannel(a * np.eye(d), draw(spd_matrices(d, min_eig, max_eig, isotropic=True)),
+                                     draw(spd_matrices(d, min_eig, max_eig, isotropic=True)))
+    k = draw(_ints(out_dim)) if out_dim is not None else draw(st.integers(1, d + 1))
+    entries = draw(st.lists(st.floats(-a_scale, a_scale), min_size=k * d, max_size=k * d))
+    A = np.asarray(entries, dtype=np.float64).reshape(k, d)
+    return LinearGaussianChannel(A, draw(spd_matrices(d, min_eig, max_eig)),
+                                 draw(spd_matrices(k, min_eig, max_eig)))
