@@ -1,7 +1,34 @@
-"""Defenses as plug-ins to the one training loop; see :mod:`empirics.defenses.base`."""
+"""Defenses as plug-ins to the one training loop; see :mod:`empirics.defenses.base`.
+
+Registered by name (``make_defense(name, **kw)``):
+
+============  ====================================================  ==========================
+name          what it does                                           strength (0 = off)
+============  ====================================================  ==========================
+noise         z + N(0, σ²I) at training and deployment               ``sigma``
+bottleneck    zero the last ⌈drop·C⌉ feature channels                ``drop``
+dropout       feature dropout at training and deployment             ``p``
+nopeek        + α·dCor(x, z) (distance correlation)                  ``alpha``
+arl           − α·proxy-decoder MSE, proxy trained adversarially      ``alpha``
+mixcon        MixCon separability loss (λ, β)                        ``lam``
+unicon        UniCon within-class distance loss (MixCon app. §D.1)   ``lam``
+tl_freeze     pre-train on public data, freeze first layers          ``freeze``
+cem           conditional entropy maximization (CEM Alg. 1)          ``lam``
+============  ====================================================  ==========================
+"""
 
 from .base import (Defense, EpochContext, Step, available_defenses, get_defense, make_defense,
                    register)
+from .noise import GaussianNoise
+from .bottleneck import Bottleneck
+from .dropout import FeatureDropout
+from .nopeek import NoPeek, distance_correlation
+from .arl import ARL
+from .mixcon import MixCon, UniCon, mixcon_loss, unicon_loss
+from .tl_freeze import TLFreeze
+from .cem import CEM, GaussianMixtureFit, cem_objective, fit_class_mixture
 
 __all__ = ["Defense", "EpochContext", "Step", "available_defenses", "get_defense", "make_defense",
-           "register"]
+           "register", "GaussianNoise", "Bottleneck", "FeatureDropout", "NoPeek", "ARL", "MixCon",
+           "UniCon", "TLFreeze", "CEM", "GaussianMixtureFit", "cem_objective", "fit_class_mixture",
+           "distance_correlation", "mixcon_loss", "unicon_loss"]
