@@ -392,7 +392,7 @@ class CEM(Defense):
 
     def __init__(self, lam: float = 16.0, *, k_per_class: int = 3, covariance: str = "full",
                  objective: str = "paper", method: str = "lowrank", em_iters: int = 3,
-                 em_iters_cold: int = 100, warm_start: bool = True, reg_covar: float = 1e-6,
+                 em_iters_cold: int = 25, warm_start: bool = True, reg_covar: float = 1e-6,
                  min_noise_var: float = 1e-4, refresh_rank: int = 96, feature_batch: int = 512,
                  num_classes: int | None = None):
         try:

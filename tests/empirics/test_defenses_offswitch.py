@@ -1,0 +1,104 @@
+"""The off-switch property of every defense (Opacus-style): at strength 0, training is
+bit-identical to training without the defense under the same seed; switched on, it differs.
+CEM with λ = 0 composed with a base defense ≡ the base defense alone."""
+
+import pytest
+import torch
+
+from empirics.data import digits, synthetic_mixture
+from empirics.defenses import available_defenses, make_defense
+from empirics.models import make_model
+from empirics.training import train
+
+DATA = synthetic_mixture(n_train=96, n_test=16, d=8, k=3, seed=0)
+IMG = digits()
+
+# name -> (kwargs at strength 0, kwargs switched on, dataset)
+CASES = {
+    "noise": (dict(sigma=0.0), dict(sigma=0.1)),
+    "bottleneck": (dict(drop=0.0), dict(drop=0.5)),
+    "dropout": (dict(p=0.0), dict(p=0.3)),
+    "nopeek": (dict(alpha=0.0), dict(alpha=0.5)),
+    "arl": (dict(alpha=0.0), dict(alpha=0.5)),
+    "mixcon": (dict(lam=0.0), dict(lam=1.0)),
+    "unicon": (dict(lam=0.0), dict(lam=1.0)),
+    "tl_freeze": (dict(freeze=0, public_data=(DATA.test.x, DATA.test.y), pretrain_epochs=1),
+                  dict(freeze=1, public_data=(DATA.test.x, DATA.test.y), pretrain_epochs=1)),
+    "cem": (dict(lam=0.0, k_per_class=2), dict(lam=1.0, k_per_class=2)),
+}
+
+
+def test_every_registered_defense_has_an_offswitch_case():
+    assert set(CASES) == set(available_defenses())
+
+
+def _train(defenses, seed=0):
+    m = make_model("synthetic", num_classes=3, input_shape=(8,), hidden=16, bottleneck=6, seed=seed)
+    train(m, DATA.train, epochs=2, batch_size=32, lr=1e-2, defenses=defenses, seed=seed, device="cpu",
+          progress=False)
+    return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+
+BASE = None
+
+
+def _base():
+    global BASE
+    if BASE is None:
+        BASE = _train([])
+    return BASE
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_strength_zero_is_bit_identical_and_on_differs(name):
+    off, on = CASES[name]
+    assert make_defense(name, **off).strength == 0
+    assert torch.equal(_train([make_defense(name, **off)]), _base())
+    extra = [make_defense("noise", sigma=0.05)] if name == "cem" else []
+    base_on = _train(extra) if extra else _base()
+    assert not torch.equal(_train(extra + [make_defense(name, **on)]), base_on)
+
+
+@pytest.mark.parametrize("base", ["noise", "nopeek", "arl", "dropout"])
+def test_cem_lambda_zero_equals_its_base_defense(base):
+    kw = {"noise": dict(sigma=0.05), "nopeek": dict(alpha=0.3), "arl": dict(alpha=0.3),
+          "dropout": dict(p=0.2)}[base]
+    a = _train([make_defense(base, **kw)])
+    b = _train([make_defense(base, **kw), make_defense("cem", lam=0.0, k_per_class=2)])
+    assert torch.equal(a, b)
+
+
+def test_cem_trains_on_images_full_and_diag():
+    """CEM composed with noise on the digits CNN: finite loss, L_C recorded, both covariance types."""
+    for cov in ("full", "diag"):
+        m = make_model("digits", num_classes=10, seed=0)
+        cem = make_defense("cem", lam=1.0, covariance=cov)
+        x, y = IMG.train.x[:300], IMG.train.y[:300]
+        train(m, (x, y), epochs=1, batch_size=64, defenses=[make_defense("noise", sigma=0.1), cem],
+              device="cpu", progress=False)
+        assert cem.last_loss is not None and cem.last_loss == cem.last_loss
+
+
+@pytest.mark.parametrize("name, kw, match", [
+    ("noise", dict(sigma=-0.1), "sigma"), ("dropout", dict(p=1.0), "p"), ("bottleneck", dict(drop=1.2), "drop"),
+    ("nopeek", dict(alpha=-1), "alpha"), ("arl", dict(alpha=float("nan")), "alpha"),
+    ("mixcon", dict(lam=-1), "lam"), ("unicon", dict(lam="x"), "lam"), ("tl_freeze", dict(freeze=-1), "freeze"),
+    ("nosuch", dict(), "defense"),
+])
+def test_bad_strengths_raise(name, kw, match):
+    with pytest.raises(ValueError, match=match):
+        make_defense(name, **kw)
+
+
+def test_tl_freeze_freezes_first_layers():
+    m = make_model("synthetic", num_classes=3, input_shape=(8,), hidden=16, bottleneck=6, seed=0)
+    first = [p.detach().clone() for p in m.encoder[0].parameters()]
+    d = make_defense("tl_freeze", freeze=1, public_data=(DATA.test.x, DATA.test.y), pretrain_epochs=1)
+    train(m, DATA.train, epochs=1, batch_size=32, defenses=[d], device="cpu", progress=False)
+    after = list(m.encoder[0].parameters())
+    assert all(not p.requires_grad for p in after)
+    # pre-training moved them, fine-tuning did not: compare with a pre-trained-only copy
+    m2 = make_model("synthetic", num_classes=3, input_shape=(8,), hidden=16, bottleneck=6, seed=0)
+    make_defense("tl_freeze", freeze=1, public_data=(DATA.test.x, DATA.test.y), pretrain_epochs=1)._pretrain(m2)
+    assert all(torch.equal(a, b) for a, b in zip(after, m2.encoder[0].parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(after, first))
