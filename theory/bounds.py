@@ -85,7 +85,8 @@ def mse_lower_bound(cond_entropy, dim, base=None) -> float:
     h = as_scalar(cond_entropy, "cond_entropy")
     d = as_dim(dim, "dim")
     h_nats = h * log_base(base)
-    return float(math.exp(2.0 * h_nats / d - LOG_2PI_E))
+    t = 2.0 * h_nats / d - LOG_2PI_E
+    return math.inf if t > 709.0 else float(math.exp(t))  # honest overflow to inf, never an error/nan
 
 
 def implied_entropy(mse, dim, base=None) -> float:
