@@ -1,0 +1,476 @@
+"""CNF formulas for the MAX-E3SAT(B) reduction: generators, DIMACS I/O, counting.
+
+A formula is a list of clauses; a clause is a tuple of non-zero DIMACS literals (``+i`` is the
+variable X_i, ``-i`` its negation, variables numbered 1..n).  :class:`Formula` carries the clauses
+with the number of variables ``nv`` (the same attribute names as :class:`pysat.formula.CNF`), and
+every function here accepts a :class:`Formula`, a :class:`pysat.formula.CNF` or a plain list of
+clauses.  An *assignment* is a boolean vector of length n (``a[i-1]`` is True iff X_i is true);
+a pysat model (a list of signed literals) is accepted wherever an assignment is.
+
+MAX-E3SAT(B) (MixCon appendix, before Thm B.6) is MAX-3SAT where every clause has exactly three
+literals on three distinct variables and every variable occurs in at most B clauses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Formula",
+    "as_formula",
+    "as_assignment",
+    "occurrences",
+    "random_e3sat",
+    "random_ksat",
+    "planted_e3sat",
+    "parse_dimacs",
+    "read_dimacs",
+    "write_dimacs",
+    "to_dimacs",
+    "count_unsatisfied",
+    "unsatisfied_mask",
+    "instance_batch",
+]
+
+_INT = re.compile(r"-?[0-9]+\Z")
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A CNF formula: ``nv`` variables (numbered 1..nv) and a tuple of clauses.
+
+    Attribute names follow :class:`pysat.formula.CNF` (``nv``, ``clauses``) so either can be
+    passed where the other is expected.
+
+    >>> f = Formula(3, [(1, -2, 3), (-1, 2)])
+    >>> f.nv, f.m, f.clauses
+    (3, 2, ((1, -2, 3), (-1, 2)))
+    """
+
+    nv: int
+    clauses: tuple[tuple[int, ...], ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        nv = self.nv
+        if isinstance(nv, bool) or not isinstance(nv, (int, np.integer)) or nv < 0:
+            raise ValueError(f"nv: expected a non-negative integer number of variables, got {nv!r}")
+        object.__setattr__(self, "nv", int(nv))
+        cls = []
+        for j, c in enumerate(self.clauses):
+            if isinstance(c, (int, np.integer)):
+                raise ValueError(f"clauses[{j}]: expected a sequence of literals, got the integer {c!r}")
+            c = tuple(c)
+            if len(c) == 0:
+                raise ValueError(f"clauses[{j}]: empty clause (unsatisfiable, has no neuron)")
+            for lit in c:
+                if isinstance(lit, bool) or not isinstance(lit, (int, np.integer)):
+                    raise ValueError(f"clauses[{j}]: expected integer literals, got {lit!r}")
+                if lit == 0 or abs(int(lit)) > self.nv:
+                    raise ValueError(f"clauses[{j}]: literal {int(lit)} out of range "
+                                     f"(expected 1 <= |literal| <= nv = {self.nv})")
+            cls.append(tuple(int(v) for v in c))
+        object.__setattr__(self, "clauses", tuple(cls))
+
+    @property
+    def m(self) -> int:
+        """Number of clauses."""
+        return len(self.clauses)
+
+    @property
+    def n(self) -> int:
+        """Number of variables (alias of ``nv``)."""
+        return self.nv
+
+    def __iter__(self):
+        return iter(self.clauses)
+
+    def __len__(self) -> int:
+        return len(self.clauses)
+
+    def to_pysat(self):
+        """The same formula as a :class:`pysat.formula.CNF` (pysat imported here, lazily)."""
+        from pysat.formula import CNF
+
+        cnf = CNF(from_clauses=[list(c) for c in self.clauses])
+        cnf.nv = max(cnf.nv, self.nv)
+        return cnf
+
+    def to_dict(self) -> dict:
+        return {"nv": self.nv, "m": self.m, "clauses": [list(c) for c in self.clauses]}
+
+
+def as_formula(cnf, n: int | None = None) -> Formula:
+    """Normalise a :class:`Formula`, :class:`pysat.formula.CNF` or list of clauses to a Formula.
+
+    ``n`` overrides/extends the number of variables (it may not be smaller than the largest
+    variable used).
+    """
+    if isinstance(cnf, Formula):
+        if n is None or n == cnf.nv:
+            return cnf
+        return Formula(n, cnf.clauses)
+    if hasattr(cnf, "clauses") and hasattr(cnf, "nv"):  # pysat CNF (or look-alike)
+        clauses = [tuple(c) for c in cnf.clauses]
+        nv = int(cnf.nv)
+    elif isinstance(cnf, (str, bytes)) or not isinstance(cnf, Iterable):
+        raise ValueError(f"cnf: expected a Formula, a pysat CNF or a list of clauses, got {type(cnf).__name__}")
+    else:
+        clauses = []
+        for j, c in enumerate(cnf):
+            if isinstance(c, (int, np.integer)) or isinstance(c, (str, bytes)) or not isinstance(c, Iterable):
+                raise ValueError(f"cnf: clause {j} should be a sequence of integer literals, got {c!r}")
+            clauses.append(tuple(c))
+        nv = 0
+        for j, c in enumerate(clauses):
+            for lit in c:
+                if isinstance(lit, bool) or not isinstance(lit, (int, np.integer)):
+                    raise ValueError(f"cnf: clause {j} has a non-integer literal {lit!r}")
+                nv = max(nv, abs(int(lit)))
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < nv:
+            raise ValueError(f"n: expected an integer >= the largest variable used ({nv}), got {n!r}")
+        nv = int(n)
+    return Formula(nv, clauses)
+
+
+def occurrences(cnf) -> np.ndarray:
+    """Number of literal occurrences of each variable (length n; index i-1 for X_i).
+
+    For clauses on distinct variables this is the number of clauses containing X_i, the quantity
+    bounded by B in MAX-E3SAT(B).
+
+    >>> occurrences([[1, 2, -3], [-1, 2, 4]]).tolist()
+    [2, 2, 1, 1]
+    """
+    f = as_formula(cnf)
+    occ = np.zeros(f.nv, dtype=np.int64)
+    for c in f.clauses:
+        for lit in c:
+            occ[abs(lit) - 1] += 1
+    return occ
+
+
+def as_assignment(assignment, n: int) -> np.ndarray:
+    """Boolean assignment vector of length ``n`` from booleans/0-1 values or a pysat model.
+
+    A pysat model is a list of signed literals covering exactly the variables 1..n (in any order);
+    variables missing from a shorter model are not guessed: that is an error.
+
+    >>> as_assignment([-1, 2, -3], 3).tolist()
+    [False, True, False]
+    >>> as_assignment([True, False], 2).tolist()
+    [True, False]
+    """
+    a = np.asarray(assignment)
+    if a.ndim != 1:
+        raise ValueError(f"assignment: expected a 1-d vector of length n = {n}, got shape {a.shape}")
+    if a.dtype == bool:
+        if a.shape[0] != n:
+            raise ValueError(f"assignment: expected length n = {n}, got {a.shape[0]}")
+        return a.copy()
+    if not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"assignment: expected booleans, 0/1 or a pysat model of signed literals, "
+                         f"got dtype {a.dtype}")
+    if a.shape[0] == n and np.all((a == 0) | (a == 1)):
+        return a.astype(bool)
+    if a.shape[0] == n and np.all(a != 0) and np.array_equal(np.sort(np.abs(a)), np.arange(1, n + 1)):
+        out = np.zeros(n, dtype=bool)
+        out[np.abs(a) - 1] = a > 0
+        return out
+    raise ValueError(f"assignment: expected n = {n} booleans/0-1 values or a pysat model with one "
+                     f"signed literal per variable 1..{n}, got {a.tolist()[:10]}"
+                     f"{' ...' if a.shape[0] > 10 else ''}")
+
+
+def unsatisfied_mask(cnf, assignment) -> np.ndarray:
+    """Boolean vector over clauses: True where the clause is unsatisfied by ``assignment``.
+
+    ``assignment`` may also be a 2-d array (k, n) of k assignments; the result is then (k, m).
+    """
+    f = as_formula(cnf)
+    a = np.asarray(assignment)
+    if a.ndim == 2:
+        if a.shape[1] != f.nv:
+            raise ValueError(f"assignment: expected shape (k, {f.nv}), got {a.shape}")
+        A = a.astype(bool)
+    else:
+        A = as_assignment(assignment, f.nv)[None, :]
+    out = np.ones((A.shape[0], f.m), dtype=bool)
+    for j, c in enumerate(f.clauses):
+        sat = np.zeros(A.shape[0], dtype=bool)
+        for lit in c:
+            v = A[:, abs(lit) - 1]
+            sat |= v if lit > 0 else ~v
+        out[:, j] = ~sat
+    return out if a.ndim == 2 else out[0]
+
+
+def count_unsatisfied(clauses, assignment) -> int | np.ndarray:
+    """Number of clauses left unsatisfied by ``assignment`` (or per row for a 2-d batch).
+
+    >>> count_unsatisfied([[1, 2], [-1], [-2]], [True, False])
+    1
+    """
+    mask = unsatisfied_mask(clauses, assignment)
+    if mask.ndim == 2:
+        return mask.sum(axis=1)
+    return int(mask.sum())
+
+
+# ----------------------------------------------------------------------------------- generators
+
+
+def _check_int(name: str, v, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name}: expected an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _check_rng(rng) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy.random.Generator (np.random.default_rng(seed)), got {rng!r}")
+    return rng
+
+
+def random_ksat(n: int, m: int, k: int, rng: np.random.Generator) -> Formula:
+    """Uniform random k-SAT: m clauses, each on k distinct variables with random signs.
+
+    >>> f = random_ksat(5, 4, 3, np.random.default_rng(0))
+    >>> f.nv, f.m, all(len({abs(l) for l in c}) == 3 for c in f.clauses)
+    (5, 4, True)
+    """
+    n = _check_int("n", n, 1)
+    m = _check_int("m", m, 0)
+    k = _check_int("k", k, 1)
+    rng = _check_rng(rng)
+    if k > n:
+        raise ValueError(f"k: a clause needs k <= n distinct variables, got k = {k} > n = {n}")
+    clauses = []
+    for _ in range(m):
+        vs = rng.choice(n, size=k, replace=False) + 1
+        signs = rng.integers(0, 2, size=k) * 2 - 1
+        clauses.append(tuple(int(v * s) for v, s in zip(vs, signs)))
+    return Formula(n, clauses)
+
+
+def _bounded_triples(n: int, m: int, B: int, rng: np.random.Generator, tries: int = 200) -> list:
+    """m triples of distinct variables (0-based), each variable in at most B triples.
+
+    Variables are drawn with probability proportional to their remaining capacity; a rare dead end
+    (fewer than three variables with capacity left) restarts the draw.
+    """
+    for _ in range(tries):
+        cap = np.full(n, B, dtype=np.int64)
+        triples = []
+        for _j in range(m):
+            avail = np.flatnonzero(cap > 0)
+            if avail.size < 3:
+                break
+            p = cap[avail] / cap[avail].sum()
+            vs = rng.choice(avail, size=3, replace=False, p=p)
+            cap[vs] -= 1
+            triples.append(vs)
+        if len(triples) == m:
+            return triples
+    raise ValueError(f"m: could not place m = {m} clauses with every variable in <= B = {B} clauses "
+                     f"on n = {n} variables after {tries} attempts; lower m")
+
+
+def random_e3sat(n: int, m: int, B: int, rng: np.random.Generator) -> Formula:
+    """Random MAX-E3SAT(B) instance: m clauses on 3 distinct variables, each variable in <= B clauses.
+
+    Needs 3m <= nB (every clause uses three variable slots).
+
+    >>> f = random_e3sat(6, 8, 4, np.random.default_rng(1))
+    >>> int(occurrences(f).max()) <= 4, f.m
+    (True, 8)
+    """
+    n = _check_int("n", n, 3)
+    m = _check_int("m", m, 0)
+    B = _check_int("B", B, 1)
+    rng = _check_rng(rng)
+    if 3 * m > n * B:
+        raise ValueError(f"m: MAX-E3SAT(B) needs 3m <= nB, got m = {m}, n = {n}, B = {B} (3m = {3 * m} > {n * B})")
+    clauses = []
+    for vs in _bounded_triples(n, m, B, rng):
+        signs = rng.integers(0, 2, size=3) * 2 - 1
+        clauses.append(tuple(int((v + 1) * s) for v, s in zip(vs, signs)))
+    return Formula(n, clauses)
+
+
+def planted_e3sat(n: int, m: int, B: int, rng: np.random.Generator) -> tuple[Formula, np.ndarray]:
+    """Satisfiable MAX-E3SAT(B) instance with its planted assignment.
+
+    A hidden assignment is drawn uniformly; each clause's signs are drawn uniformly among the seven
+    sign patterns that the hidden assignment satisfies, so the formula is satisfiable by
+    construction.  Returns ``(formula, assignment)``.
+
+    >>> f, a = planted_e3sat(9, 12, 4, np.random.default_rng(2))
+    >>> count_unsatisfied(f, a)
+    0
+    """
+    n = _check_int("n", n, 3)
+    m = _check_int("m", m, 0)
+    B = _check_int("B", B, 1)
+    rng = _check_rng(rng)
+    if 3 * m > n * B:
+        raise ValueError(f"m: MAX-E3SAT(B) needs 3m <= nB, got m = {m}, n = {n}, B = {B}")
+    hidden = rng.integers(0, 2, size=n).astype(bool)
+    clauses = []
+    for vs in _bounded_triples(n, m, B, rng):
+        # pattern 0..6 of 7 non-all-false ones: bit t set <=> literal t is true under `hidden`
+        pattern = int(rng.integers(1, 8))
+        lits = []
+        for t, v in enumerate(vs):
+            true_lit = bool((pattern >> t) & 1)
+            positive = hidden[v] if true_lit else not hidden[v]
+            lits.append(int(v + 1) if positive else -int(v + 1))
+        clauses.append(tuple(lits))
+    return Formula(n, clauses), hidden
+
+
+# ---------------------------------------------------------------------------------------- DIMACS
+
+
+def parse_dimacs(text: str) -> Formula:
+    """Parse DIMACS CNF text strictly.
+
+    Format: optional comment lines starting with ``c``; one header ``p cnf <n> <m>`` before any
+    clause; then clauses as whitespace-separated integer literals, each terminated by ``0`` (a
+    clause may span lines).  A line ``%`` ends the formula (SATLIB convention).  Every error is a
+    :class:`ValueError` naming the line number and offending token: missing/bad/duplicate header,
+    non-integer token, literal out of range, empty clause, missing terminating ``0``, clause count
+    different from the header.
+
+    >>> f = parse_dimacs("c demo\\np cnf 3 2\\n1 -2 0\\n2 3 -1 0\\n")
+    >>> f.nv, f.clauses
+    (3, ((1, -2), (2, 3, -1)))
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"text: DIMACS must be UTF-8/ASCII text ({exc})") from None
+    if not isinstance(text, str):
+        raise ValueError(f"text: expected DIMACS text (str), got {type(text).__name__}")
+    nv = m_decl = None
+    clauses: list[tuple[int, ...]] = []
+    cur: list[int] = []
+    cur_line = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or s[0] == "c":
+            continue
+        if s[0] == "%":
+            break
+        toks = s.split()
+        if toks[0] == "p":
+            if nv is not None:
+                raise ValueError(f"DIMACS line {lineno}: duplicate header {s!r}")
+            if cur or clauses:
+                raise ValueError(f"DIMACS line {lineno}: header {s!r} after clauses")
+            if len(toks) != 4 or toks[1] != "cnf":
+                raise ValueError(f"DIMACS line {lineno}: bad header {s!r} (expected 'p cnf <n> <m>')")
+            for tok in toks[2:]:
+                if not _INT.match(tok) or tok.startswith("-"):
+                    raise ValueError(f"DIMACS line {lineno}: bad header token {tok!r} "
+                                     f"(expected a non-negative integer)")
+            nv, m_decl = int(toks[2]), int(toks[3])
+            continue
+        if nv is None:
+            raise ValueError(f"DIMACS line {lineno}: missing header 'p cnf <n> <m>' before token {toks[0]!r}")
+        for tok in toks:
+            if not _INT.match(tok):
+                raise ValueError(f"DIMACS line {lineno}: non-integer token {tok!r}")
+            lit = int(tok)
+            if lit == 0:
+                if not cur:
+                    raise ValueError(f"DIMACS line {lineno}: empty clause (token '0' with no literals)")
+                clauses.append(tuple(cur))
+                cur = []
+                continue
+            if abs(lit) > nv:
+                raise ValueError(f"DIMACS line {lineno}: literal {tok!r} out of range "
+                                 f"(header declares n = {nv} variables)")
+            if not cur:
+                cur_line = lineno
+            cur.append(lit)
+    if nv is None:
+        raise ValueError("DIMACS: missing header 'p cnf <n> <m>' (no header line found)")
+    if cur:
+        raise ValueError(f"DIMACS line {cur_line}: clause {' '.join(map(str, cur[:8]))}"
+                         f"{' ...' if len(cur) > 8 else ''} has no terminating '0'")
+    if len(clauses) != m_decl:
+        raise ValueError(f"DIMACS: header declares m = {m_decl} clauses, found {len(clauses)}")
+    return Formula(nv, clauses)
+
+
+def read_dimacs(path: str | Path) -> Formula:
+    """Read a DIMACS CNF file (see :func:`parse_dimacs`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"path: no such DIMACS file {str(p)!r}")
+    try:
+        return parse_dimacs(p.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"{p}: {exc}") from None
+
+
+def to_dimacs(cnf, comments: Sequence[str] = ()) -> str:
+    """DIMACS text of a formula (round-trips through :func:`parse_dimacs`).
+
+    >>> print(to_dimacs([[1, -2], [2]]), end="")
+    p cnf 2 2
+    1 -2 0
+    2 0
+    """
+    f = as_formula(cnf)
+    lines = [f"c {c}" for c in comments]
+    lines.append(f"p cnf {f.nv} {f.m}")
+    lines += [" ".join(map(str, c)) + " 0" for c in f.clauses]
+    return "\n".join(lines) + "\n"
+
+
+def write_dimacs(cnf, path: str | Path, comments: Sequence[str] = ()) -> Path:
+    """Write a formula as a DIMACS CNF file; returns the path."""
+    p = Path(path)
+    p.write_text(to_dimacs(cnf, comments))
+    return p
+
+
+def instance_batch(seed: int = 0, n_planted: int = 50, n_over: int = 50, n_max: int = 30) -> list[dict]:
+    """A seeded batch of MAX-E3SAT(B) instances for the checks (``invlimits reduction``, tests).
+
+    * planted: n ∈ [8, n_max], B ∈ {3, 4, 5}, m = ⌊nB/3⌋ (every variable slot used), satisfiable
+      by construction (the planted assignment is included);
+    * over-constrained: n ∈ [8, min(n_max, 24)], B ∈ {15, 18, 21}, m = ⌊nB/3⌋ (clause/variable
+      ratio 5–7, above the random 3-SAT threshold ≈ 4.27), random signs — usually unsatisfiable.
+
+    About a quarter of each kind has n ≤ 12, so the exhaustive check covers them.  Returns a list of
+    dicts with keys ``name``, ``kind``, ``formula``, ``B``, ``planted`` (assignment or None).
+
+    >>> b = instance_batch(0, 2, 2)
+    >>> [(d["kind"], d["formula"].nv <= 30) for d in b]
+    [('planted', True), ('planted', True), ('over', True), ('over', True)]
+    """
+    for name, v in (("n_planted", n_planted), ("n_over", n_over)):
+        _check_int(name, v, 0)
+    n_max = _check_int("n_max", n_max, 8)
+    rng = np.random.default_rng([int(seed), 3])
+    out = []
+    for t in range(n_planted):
+        n = int(rng.integers(8, 13)) if t % 4 == 0 else int(rng.integers(8, n_max + 1))
+        B = int(rng.choice([3, 4, 5]))
+        f, a = planted_e3sat(n, n * B // 3, B, rng)
+        out.append({"name": f"planted-{t:02d}", "kind": "planted", "formula": f, "B": B, "planted": a})
+    for t in range(n_over):
+        n = int(rng.integers(8, 13)) if t % 4 == 0 else int(rng.integers(8, min(n_max, 24) + 1))
+        B = int(rng.choice([15, 18, 21]))
+        f = random_e3sat(n, n * B // 3, B, rng)
+        out.append({"name": f"over-{t:02d}", "kind": "over", "formula": f, "B": B, "planted": None})
+    return out

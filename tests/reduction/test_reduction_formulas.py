@@ -1,0 +1,166 @@
+"""Formulas and DIMACS I/O for the MAX-E3SAT(B) reduction (MixCon appendix, Thm B.10)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pysat.formula import CNF
+
+from reduction import (
+    Formula,
+    as_assignment,
+    count_unsatisfied,
+    instance_batch,
+    occurrences,
+    parse_dimacs,
+    planted_e3sat,
+    random_e3sat,
+    random_ksat,
+    read_dimacs,
+    to_dimacs,
+    write_dimacs,
+)
+
+
+@pytest.mark.parametrize("n,B", [(6, 3), (10, 5), (20, 15), (9, 1)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_e3sat_respects_B_and_distinct_variables(n, B, seed):
+    m = n * B // 3  # every variable slot used: the hardest case for the generator
+    f = random_e3sat(n, m, B, np.random.default_rng(seed))
+    assert f.m == m and f.nv == n
+    assert all(len(c) == 3 and len({abs(v) for v in c}) == 3 for c in f.clauses)
+    assert occurrences(f).max() <= B
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_planted_e3sat_is_satisfied_by_its_assignment(seed):
+    f, a = planted_e3sat(15, 25, 5, np.random.default_rng(seed))
+    assert count_unsatisfied(f, a) == 0
+    assert occurrences(f).max() <= 5
+    assert all(len({abs(v) for v in c}) == 3 for c in f.clauses)
+
+
+def test_generators_are_seeded():
+    a = random_e3sat(12, 16, 4, np.random.default_rng(7))
+    b = random_e3sat(12, 16, 4, np.random.default_rng(7))
+    c = random_e3sat(12, 16, 4, np.random.default_rng(8))
+    assert a == b and a != c
+
+
+def test_random_ksat_shapes():
+    f = random_ksat(10, 30, 4, np.random.default_rng(0))
+    assert f.m == 30 and all(len({abs(v) for v in c}) == 4 for c in f.clauses)
+
+
+def test_instance_batch_sizes():
+    b = instance_batch(0)
+    assert sum(d["kind"] == "planted" for d in b) == 50 and sum(d["kind"] == "over" for d in b) == 50
+    assert all(d["formula"].nv <= 30 for d in b)
+    assert sum(d["formula"].nv <= 12 for d in b) >= 20
+
+
+@pytest.mark.parametrize("call,arg", [
+    (lambda: random_e3sat(5, 6, 3, np.random.default_rng(0)), "m"),      # 3m = 18 > nB = 15
+    (lambda: random_e3sat(5, 2, 0, np.random.default_rng(0)), "B"),
+    (lambda: random_e3sat(2, 1, 3, np.random.default_rng(0)), "n"),
+    (lambda: random_e3sat(5, 2, 3, 0), "rng"),
+    (lambda: random_ksat(3, 2, 4, np.random.default_rng(0)), "k"),
+    (lambda: planted_e3sat(6, 2.5, 3, np.random.default_rng(0)), "m"),
+])
+def test_generator_bad_input(call, arg):
+    with pytest.raises(ValueError, match=arg):
+        call()
+
+
+def test_pysat_interop():
+    cnf = CNF(from_clauses=[[1, -2, 3], [-1, 2, 3]])
+    assert count_unsatisfied(cnf, [False, True, False]) == 1
+    f = Formula(3, [(1, -2, 3)])
+    p = f.to_pysat()
+    assert p.clauses == [[1, -2, 3]] and p.nv == 3
+    assert count_unsatisfied(cnf, [-1, 2, -3]) == 1  # pysat model form
+
+
+def test_as_assignment_bad_input():
+    with pytest.raises(ValueError, match="assignment"):
+        as_assignment([1, 2, 5], 3)
+    with pytest.raises(ValueError, match="length"):
+        as_assignment(np.array([True, False]), 3)
+    with pytest.raises(ValueError, match="assignment"):
+        as_assignment([0.5, 1.0], 2)
+
+
+# ------------------------------------------------------------------------------------- DIMACS
+
+def test_dimacs_comments_multiline_and_percent():
+    f = parse_dimacs("c hi\nc there\np cnf 4 3\n1 -2\n 3 0 -4 0\n2 0\n%\n0\n")
+    assert f.nv == 4 and f.clauses == ((1, -2, 3), (-4,), (2,))
+
+
+clause_st = st.lists(st.integers(1, 9).flatmap(lambda v: st.sampled_from([v, -v])), min_size=1, max_size=5)
+
+
+@given(st.lists(clause_st, max_size=12), st.integers(0, 3))
+def test_dimacs_round_trip(clauses, extra):
+    nv = max([abs(v) for c in clauses for v in c], default=0) + extra
+    f = Formula(nv, clauses)
+    assert parse_dimacs(to_dimacs(f, comments=["x"])) == f
+
+
+def test_read_write_dimacs(tmp_path):
+    f = random_e3sat(9, 10, 4, np.random.default_rng(3))
+    p = write_dimacs(f, tmp_path / "f.cnf")
+    assert read_dimacs(p) == f
+    with pytest.raises(ValueError, match="no such"):
+        read_dimacs(tmp_path / "missing.cnf")
+    (tmp_path / "bad.cnf").write_text("p cnf 2 1\n1 x 0\n")
+    with pytest.raises(ValueError, match=r"bad\.cnf.*line 2.*'x'"):
+        read_dimacs(tmp_path / "bad.cnf")
+
+
+@pytest.mark.parametrize("text,pattern", [
+    ("1 2 0\n", r"line 1: missing header.*'1'"),
+    ("", r"missing header"),
+    ("c only comments\n", r"missing header"),
+    ("p cnf 3\n1 0\n", r"line 1: bad header"),
+    ("p dnf 3 1\n1 0\n", r"line 1: bad header"),
+    ("p cnf three 1\n1 0\n", r"line 1: bad header token 'three'"),
+    ("p cnf -3 1\n1 0\n", r"line 1: bad header token '-3'"),
+    ("p cnf 3 1\np cnf 3 1\n1 0\n", r"line 2: duplicate header"),
+    ("p cnf 3 1\n1 4 0\n", r"line 2: literal '4' out of range"),
+    ("p cnf 3 1\n1 -7 0\n", r"line 2: literal '-7' out of range"),
+    ("p cnf 3 1\n1 2.5 0\n", r"line 2: non-integer token '2.5'"),
+    ("p cnf 3 1\n1 ٢ 0\n", r"line 2: non-integer token '٢'"),   # unicode digit: int() would accept it
+    ("p cnf 3 1\n1 +2 0\n", r"line 2: non-integer token '\+2'"),
+    ("p cnf 3 1\n1 2\n", r"line 2: clause 1 2 has no terminating '0'"),
+    ("p cnf 3 2\n1 0\n0\n", r"line 3: empty clause"),
+    ("p cnf 3 2\n1 2 0\n", r"declares m = 2 clauses, found 1"),
+    ("p cnf 3 1\n1 0\n2 0\n", r"declares m = 1 clauses, found 2"),
+])
+def test_malformed_dimacs(text, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        parse_dimacs(text)
+
+
+def test_parse_dimacs_non_text():
+    with pytest.raises(ValueError, match="text"):
+        parse_dimacs(123)
+    with pytest.raises(ValueError, match="UTF-8"):
+        parse_dimacs(b"p cnf 1 1\n\xff 0\n")
+
+
+_tokens = st.sampled_from(["p", "cnf", "dnf", "c", "%", "0", "1", "-1", "2", "-3", "3", "99", "x", "2.5",
+                           "-0", "1e3", "٣", "\x00", "", "p cnf 3 2", "p cnf 2 1", "-", "+1"])
+_structured = st.lists(st.lists(_tokens, max_size=6).map(" ".join), max_size=8).map("\n".join)
+
+
+@settings(max_examples=500)
+@given(st.one_of(st.text(max_size=80), _structured, _structured.map(lambda s: "p cnf 3 2\n" + s)))
+def test_fuzz_parse_dimacs_only_value_error(text):
+    """500 generated texts (random unicode and structured near-DIMACS): a Formula or ValueError."""
+    try:
+        f = parse_dimacs(text)
+    except ValueError:
+        return
+    assert isinstance(f, Formula)
+    assert all(c and all(0 < abs(v) <= f.nv for v in c) for c in f.clauses)
