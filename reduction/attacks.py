@@ -55,6 +55,20 @@ def _pgd(net, X0, steps, lr, device):
     from ._torch import resolve_device
 
     dev = resolve_device(device)
+    # The problems are tiny (n ≤ a few hundred): intra-op threads only add synchronisation, and on a
+    # loaded machine they slow each step by 100×.  Use one thread for the duration of the call only.
+    old_threads = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return _pgd_loop(net, X0, steps, lr, dev)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _pgd_loop(net, X0, steps, lr, dev):
+    import torch
+
     mod = net.to_torch(device=dev)
     X = torch.tensor(X0, dtype=torch.float64, device=dev, requires_grad=True)
     opt = torch.optim.Adam([X], lr=lr)

@@ -148,7 +148,7 @@ def _solve(f: Formula, solver: str):
 
     try:
         s = Solver(name=solver, bootstrap_with=[list(c) for c in f.clauses])
-    except (NotImplementedError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # pysat raises NoSuchSolverError (not a ValueError) for unknown names
         raise ValueError(f"solver: unknown pysat solver name {solver!r} ({exc})") from None
     with s:
         sat = bool(s.solve())
