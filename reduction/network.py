@@ -19,7 +19,7 @@ occurrences has pre-activation (#false − #true) + b.
 2-literal clause outputs σ(0) = 0 and an unsatisfied 4-literal one outputs σ(2) = 2.  The default
 here is ``bias="exact"`` (−(k−1)); ``bias="paper"`` reproduces the printed −2.
 
-**Erratum 3 (constants).** The paper uses c = 100B² copies with B ≥ 15000, i.e. 2.25·10⁸ copies
+**Erratum 3 (constants).** The paper uses c = 100B² copies with B ≥ 15000, i.e. 2.25·10¹⁰ copies
 per variable: never buildable.  ``copies`` is a parameter (default 100B²), and the *compact* form
 (one copy neuron pair whose output is weighted √c, target √c) has exactly the residual above, since
 (√c|x_i| − √c)² = c(|x_i| − 1)².

@@ -168,3 +168,31 @@ def test_import_is_light():
     code = "import sys, reduction; print(any(m in sys.modules for m in ('torch', 'pysat', 'sympy')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_erratum_3_paper_constants_only_buildable_compact():
+    """B ≥ 15000 means c = 100B² = 2.25·10¹⁰ copies per variable (DESIGN.md §4 item 3 says 2.25·10⁸,
+    which is B², not 100B²); the faithful net would need ~10¹¹ neurons for n = 3, the compact form
+    at the paper's B is exact and tiny."""
+    f = [[1, 2, 3], [-1, -2, -3]]
+    net = build_network(f, B=15000, form="compact")
+    assert net.copies == 22_500_000_000 and net.shape == (3, 2 + 6, 2 + 3)
+    for a in ([False, False, False], [True, True, True], [True, False, True]):
+        assert net.residual(net.to_input(a)) == count_unsatisfied(f, a)
+    x = np.array([0.999, -0.5, 0.25])
+    expected = np.sum(np.maximum(net.C.toarray() @ x + net.b[:2], 0) ** 2) + 2.25e10 * np.sum((1 - np.abs(x)) ** 2)
+    assert net.residual(x) == pytest.approx(expected, rel=1e-12)  # cancellation in √c|x|−√c: ~1e-16·√c relative
+
+
+@pytest.mark.gpu
+def test_pgd_on_cuda_matches_cpu_numbers():
+    import torch
+
+    from reduction import invert
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    f = random_e3sat(12, 60, 15, np.random.default_rng(0))
+    net = build_network(f, B=15, form="compact")
+    r = invert(net, restarts=4, steps=50, method="pgd", rng=np.random.default_rng(1), device="cuda")
+    np.testing.assert_allclose(r.residuals, net.residual(r.xs), rtol=0, atol=0)
