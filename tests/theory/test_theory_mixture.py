@@ -250,3 +250,27 @@ def test_conditional_entropy_mc_matches_entropy_identity(g, seed):
     rhs = hx.value + theory.gaussian_entropy(cn) - hz.value
     se = math.sqrt(hxz.stderr ** 2 + hx.stderr ** 2 + hz.stderr ** 2)
     assert abs(hxz.value - rhs) <= K_SE * se
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_exact_posterior_mean_matches_importance_sampling_pointwise(case):
+    """E[x|z] in closed form vs self-normalised importance sampling at 100 z's per case.
+
+    The SNIS estimate x̂ has delta-method variance Σ_j w̃_j²(x_j − x̂)² per coordinate (estimated
+    from the same draws); its O(1/M) bias is ~1e-5 here, far below 5 s.e. 100·d two-sided
+    comparisons at 5 s.e. per case: false-failure rate < 2e-4.
+    """
+    g, A, cn = CASES[case]
+    A, cn = np.asarray(A, float), np.asarray(cn, float)
+    rng = np.random.default_rng(21)
+    post = theory.mixture_posterior(g, A, cn)
+    x = g.sample(100, rng)
+    z = x @ A.T + rng.standard_normal((100, A.shape[0])) @ np.linalg.cholesky(cn).T
+    xs = g.sample(50000, rng)
+    prec = np.linalg.inv(cn)
+    r = z[:, None, :] - (xs @ A.T)[None]
+    logw = -0.5 * np.einsum("bmk,kl,bml->bm", r, prec, r)
+    w = np.exp(logw - logsumexp(logw, axis=1, keepdims=True))
+    xhat = w @ xs
+    se = np.sqrt(np.einsum("bm,bmd->bd", w ** 2, (xs[None] - xhat[:, None]) ** 2))
+    assert np.all(np.abs(post.mean(z) - xhat) <= 5 * se)
