@@ -273,6 +273,10 @@ def run(args):
         "opt: RC2 MaxSAT optimum (min #unsatisfied); attack_res/attack_unsat: best residual and rounding "
         "of L-BFGS-B (+PGD every k-th instance) from random starts; oracle_res: L-BFGS-B polishing RC2's "
         "optimal corner; bound = OPT(1-3/(100B)); margin = min(attack_res, oracle_res) - bound.")
+    sat_note = sec.data.get("over_constrained_unsat")
+    if sat_note:
+        sec.table_notes["instances"] += (f" Over-constrained instances proved UNSAT by CaDiCaL: "
+                                         f"{sat_note['unsat']}/{sat_note['total']}.")
     if not getattr(args, "no_figure", False) and rows:
         sec.figures.append(_figure(rows, args.out))
     sec.seconds = time.perf_counter() - t0
