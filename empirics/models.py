@@ -174,8 +174,8 @@ def _digits(num_classes, bottleneck, input_shape, hidden, sigmoid):
     enc = nn.Sequential(nn.Conv2d(1, h, 3, padding=1), nn.ReLU(), nn.Conv2d(h, c, 3, padding=1),
                         *([nn.Sigmoid()] if sigmoid else []))
     head = nn.Sequential(nn.Conv2d(c, h, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(h, h, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(h, num_classes))
+                         nn.Conv2d(h, h, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(h * 16, num_classes))
     return enc, head, (1, 8, 8), True
 
 
