@@ -267,7 +267,7 @@ ERRATA_MD = """\
 2. **Soundness proof typos (MixCon appendix).** "x_i = 0" should read "x_i = 1"; T = m + 128B²n is
    inconsistent with the 100B²n copies; "n ≤ 3m" fails when a variable appears in no clause. We
    check the per-instance inequality ‖h(x)−z‖² ≥ |U(sign x)|·(1 − 3/(100B)) ≥ |U| − n_used/100.
-3. **Constants.** B ≥ 15000 means 2.25·10⁸ copies per variable; `copies` is a parameter and the
+3. **Constants.** B ≥ 15000 means 100B² = 2.25·10¹⁰ copies per variable (DESIGN.md §4 says 2.25·10⁸, which is B²); `copies` is a parameter and the
    compact form (one copy weighted √copies) has the identical residual.
 4. **Lipschitz constant.** ‖W₁‖ ≤ √(200B²+3B) ≤ 15B and ‖W₂‖ = √2 hold; the product bound is ~3× loose.
 5. **Released CEM code vs the paper.** The code computes no GMM and no log-determinant (per-class
