@@ -128,10 +128,16 @@ def validate_model_data(model, data: ArrayDataset, *, name: str = "data") -> Non
 
 
 @torch.no_grad()
-def evaluate(model: SplitModel, data, *, batch_size: int = 512, device=None, generator=None) -> dict:
-    """Accuracy and mean cross-entropy of ``model`` (eval mode, deployed defenses) on ``data``."""
+def evaluate(model: SplitModel, data, *, batch_size: int = 512, device=None, generator=None, seed: int = 0) -> dict:
+    """Accuracy and mean cross-entropy of ``model`` (eval mode, deployed defenses) on ``data``.
+
+    Stochastic defenses draw from ``generator`` (default: a fresh one seeded with ``seed``), so
+    the result is reproducible.
+    """
     data = as_dataset(data)
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
+    if generator is None:
+        generator = torch.Generator(device=dev).manual_seed(int(seed))
     was = model.training
     model.eval()
     correct, loss, n = 0, 0.0, len(data)

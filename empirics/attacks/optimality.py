@@ -126,11 +126,26 @@ def _attacks(names, epochs, quick):
 def run_optimality(*, d: int = 16, sigmas_linear=(0.2, 0.5, 1.0), sigmas_nonlinear=(0.1, 0.3),
                    attacks=("decoder", "gan", "optimization"), n_aux: int = 20000, n_test: int = 2000,
                    epochs: int = 20, pool: int = 50000, n_entropy: int = 4000, seed: int = 0,
-                   device="cpu", quick: bool = False, progress: bool = False, on_record=None) -> list[OptimalityRecord]:
+                   device="cpu", quick: bool = False, progress: bool = False, on_record=None,
+                   num_threads: int | None = 1) -> list[OptimalityRecord]:
     """Run every attack in every setting; one :class:`OptimalityRecord` per (attack, setting).
 
     ``on_record(record)`` is called as each record finishes (for incremental output).
+    ``num_threads``: torch CPU threads during the run (restored afterwards; the networks are small
+    MLPs, for which one thread is fastest); ``None`` leaves the setting alone.
     """
+    old = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    try:
+        return _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, pool, n_entropy, seed,
+                    device, quick, progress, on_record)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, pool, n_entropy, seed, device,
+         quick, progress, on_record):
     import theory
 
     if n_aux < 10 or n_test < 10:
