@@ -113,9 +113,9 @@ def _attacks(names, epochs, quick):
     out = {}
     for n in names:
         if n == "decoder":
-            out[n] = DecoderAttack(hidden=256, depth=3, epochs=epochs, batch_size=256, lr=2e-3)
+            out[n] = DecoderAttack(hidden=128, depth=3, epochs=epochs, batch_size=256, lr=1e-2)
         elif n == "gan":
-            out[n] = GANAttack(hidden=256, depth=3, epochs=max(epochs // 2, 3), batch_size=256, lr=2e-3)
+            out[n] = GANAttack(hidden=128, depth=3, epochs=max(epochs // 2, 3), batch_size=256, lr=5e-3)
         elif n == "optimization":
             out[n] = OptimizationAttack(p=2.0, tv=0.0, steps=100 if quick else 200, lr=0.05, init="mean")
         else:

@@ -42,10 +42,10 @@ def verify_args(ns: argparse.Namespace) -> None:
     """Under ``invlimits verify``: the optimality benchmark only, sized for ≤ 90 s (≤ 25 s quick)."""
     ns.benchmark, ns.dataset = "optimality", None
     if ns.quick:
-        ns.attacks, ns.epochs, ns.n_aux, ns.n_test = "decoder,optimization", 10, 6000, 1000
+        ns.attacks, ns.epochs, ns.n_aux, ns.n_test = "decoder,optimization", 8, 20000, 1000
         ns._sigmas_nonlinear = (0.3,)
     else:
-        ns.epochs, ns.n_aux, ns.n_test = 14, 10000, 2000
+        ns.epochs, ns.n_aux, ns.n_test = 12, 20000, 2000
 
 
 def _attack_names(args, default):
@@ -71,8 +71,8 @@ def _optimality(args) -> tuple[Section, list[dict]]:
         jsonl.unlink()
     recs = run_optimality(
         sigmas_nonlinear=getattr(args, "_sigmas_nonlinear", (0.1, 0.3)), attacks=tuple(names),
-        n_aux=args.n_aux or (6000 if quick else 20000), n_test=args.n_test or (1000 if quick else 2000),
-        epochs=args.epochs or (10 if quick else 20), seed=args.seed, device=args.device, quick=quick,
+        n_aux=args.n_aux or (20000 if quick else 40000), n_test=args.n_test or (1000 if quick else 2000),
+        epochs=args.epochs or (8 if quick else 20), seed=args.seed, device=args.device, quick=quick,
         progress=not getattr(args, "verify", False), on_record=lambda r: append_jsonl(jsonl, r.to_dict()))
     rows = [r.to_dict() for r in recs]
     for r in recs:

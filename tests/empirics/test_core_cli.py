@@ -31,7 +31,7 @@ def test_verify_args_sizes_the_benchmark():
         ns.quick, ns.verify = quick, True
         attack_section.verify_args(ns)
         assert ns.benchmark == "optimality" and ns.dataset is None
-        assert ns.n_aux <= 10000 and ns.epochs <= 14
+        assert ns.n_aux <= 20000 and ns.epochs <= 12
 
 
 def test_train_resumes(tmp_path):
