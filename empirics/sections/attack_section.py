@@ -65,7 +65,8 @@ def _optimality(args) -> tuple[Section, list[dict]]:
                   description="Per-dimension MSE of each attack on held-out samples beside the Bayes-optimal "
                               "MMSE (linear: exact mixture posterior; nonlinear: self-normalised importance "
                               "sampling, prior proposal) and Thm 1's bound exp(2H(x|z)/d)/(2πe). "
-                              "ratio = mse/mmse ≥ 1 up to Monte-Carlo error; below mmse − 4 s.e. would be a bug.")
+                              "ratio = mse/mmse ≥ 1 up to Monte-Carlo error; an attack below mmse − 4 s.e. (s.e. of the "
+                              "paired difference on the same test pairs) would be a bug.")
     jsonl = Path(args.out) / "optimality.jsonl"
     if jsonl.exists():
         jsonl.unlink()
@@ -76,8 +77,9 @@ def _optimality(args) -> tuple[Section, list[dict]]:
         progress=not getattr(args, "verify", False), on_record=lambda r: append_jsonl(jsonl, r.to_dict()))
     rows = [r.to_dict() for r in recs]
     for r in recs:
-        lo = r.mmse - 4 * r.mmse_stderr
-        sec.add("attack MSE ≥ MMSE − 4 s.e.", f"{r.attack}, {r.setting}", r.mse, lo, r.mse - lo, r.mse >= lo)
+        lo = r.mmse - 4 * max(r.diff_stderr, r.mmse_stderr)
+        sec.add("attack MSE ≥ MMSE − 4 s.e.", f"{r.attack}, {r.setting}", r.mse, lo, r.mse - lo, r.mse >= lo,
+                note="s.e. of the paired difference (attack error − MMSE term)")
         if r.attack == "decoder" and r.setting.startswith("linear"):
             sec.add("decoder MSE ≤ 1.05 × MMSE", r.setting, r.mse, 1.05 * r.mmse, 1.05 * r.mmse - r.mse,
                     r.mse <= 1.05 * r.mmse)
@@ -89,6 +91,7 @@ def _optimality(args) -> tuple[Section, list[dict]]:
                     r.thm1_bound <= r.mmse + 4 * r.mmse_stderr, note="H(x|z) by Monte Carlo")
     sec.tables["optimality"] = [{"attack": r["attack"], "setting": r["setting"], "mse": r["mse"],
                                  "mmse": r["mmse"], "mmse_stderr": r["mmse_stderr"], "ratio": r["ratio"],
+                                 "diff_stderr": r["diff_stderr"],
                                  "thm1_bound": r["thm1_bound"], "ess_median": r["ess_median"]} for r in rows]
     sec.table_notes["optimality"] = ("Per-dimension MSE. Nonlinear MMSE: error of the SNIS posterior mean "
                                      "(≥ true MMSE in expectation; ess_median = median effective sample size).")
