@@ -205,8 +205,7 @@ for t in range(n_inst):
     nt = R.build_network(f, B=B, form="compact")
     row = [n, f.m, B, o]
     for method in ("lbfgsb", "pgd"):
-        r = R.invert(nt, restarts=4 if TINY else 16, steps=100 if TINY else 300, method=method, rng=rng,
-                     device="cpu")
+        r = R.invert(nt, restarts=4 if TINY else 16, steps=100 if TINY else 300, method=method, rng=rng)
         # soundness: no attack beats the bound; rounding cannot beat OPT
         assert r.residual >= R.soundness_bound(o, B) and r.min_unsatisfied >= o
         row += [r.residual, r.min_unsatisfied]
