@@ -197,3 +197,20 @@ def logdet_chol(L: np.ndarray) -> np.ndarray:
 
 def logdet_pd(m: np.ndarray, name: str) -> np.ndarray:
     return logdet_chol(cholesky(m, name))
+
+
+# Linear algebra on small matrices goes through numpy.linalg, not scipy.linalg: on a machine whose
+# few cores are shared, scipy's LAPACK wrappers (triangular solves) were measured 10-100× slower
+# with a multithreaded OpenBLAS, while numpy's batched routines and matrix products were not.
+
+def inv_lower(L: np.ndarray) -> np.ndarray:
+    """Inverse(s) of lower-triangular Cholesky factor(s), shape (..., d, d)."""
+    eye = np.broadcast_to(np.eye(L.shape[-1]), L.shape)
+    return np.tril(np.linalg.solve(L, eye))
+
+
+def spd_inverse_from_chol(L: np.ndarray) -> np.ndarray:
+    """Σ⁻¹ = L⁻ᵀL⁻¹ from the lower Cholesky factor(s) of Σ, symmetrised."""
+    Li = inv_lower(L)
+    inv = np.swapaxes(Li, -1, -2) @ Li
+    return 0.5 * (inv + np.swapaxes(inv, -1, -2))

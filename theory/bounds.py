@@ -40,10 +40,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.linalg import cho_solve, solve_triangular
-
 from ._validate import (as_array, as_cov, as_dim, as_matrix, as_scalar, as_weights, cholesky,
-                        log_base, logdet_chol)
+                        inv_lower, log_base, logdet_chol, spd_inverse_from_chol)
 from .gaussian import LOG_2PI_E, gaussian_entropy
 from .mixture import GaussianMixture, mixture_entropy_bounds
 
@@ -242,7 +240,7 @@ def fisher_information_linear(A, cov_noise) -> np.ndarray:
     Am = as_matrix(A, "A")
     cn = as_cov(cov_noise, "cov_noise", dim=Am.shape[0])
     Ln = cholesky(cn, "cov_noise")
-    B = solve_triangular(Ln, Am, lower=True)
+    B = inv_lower(Ln) @ Am
     F = B.T @ B
     return 0.5 * (F + F.T)
 
@@ -268,7 +266,7 @@ def cramer_rao_mse(fisher_info, matrix: bool = False) -> float:
             L = np.linalg.cholesky(F)
         except np.linalg.LinAlgError:
             return math.inf
-        return float(np.trace(cho_solve((L, True), np.eye(d))) / d)
+        return float(np.trace(spd_inverse_from_chol(L)) / d)
     tr = float(np.trace(F))
     return math.inf if tr <= 0 else d / tr
 
@@ -308,7 +306,7 @@ def van_trees_mse(fisher_info, prior_fisher, matrix: bool = False) -> float:
     if matrix:
         M = F + J
         L = cholesky(M, "fisher_info + prior_fisher")
-        return float(np.trace(cho_solve((L, True), np.eye(d))) / d)
+        return float(np.trace(spd_inverse_from_chol(L)) / d)
     return float(d / (np.trace(F) + np.trace(J)))
 
 

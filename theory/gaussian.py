@@ -23,9 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.linalg import cho_solve, solve_triangular
-
-from ._validate import as_array, as_cov, as_matrix, as_points, cholesky, log_base, logdet_chol
+from ._validate import (as_array, as_cov, as_matrix, as_points, cholesky, inv_lower, log_base,
+                        logdet_chol, spd_inverse_from_chol)
 
 __all__ = [
     "gaussian_entropy",
@@ -81,8 +80,8 @@ def _precision(Am, cx, cn):
     Lx = cholesky(cx, "cov_x")
     Ln = cholesky(cn, "cov_noise")
     d = cx.shape[0]
-    prec_x = cho_solve((Lx, True), np.eye(d))
-    B = solve_triangular(Ln, Am, lower=True)          # Ln⁻¹ A
+    prec_x = spd_inverse_from_chol(Lx)
+    B = inv_lower(Ln) @ Am                                # Ln⁻¹ A
     lam = prec_x + B.T @ B
     return 0.5 * (lam + lam.T), Lx, Ln
 
@@ -109,8 +108,7 @@ def linear_gaussian_posterior_cov(A, cov_x, cov_noise) -> np.ndarray:
     Am, cx, cn = _channel(A, cov_x, cov_noise)
     lam, _, _ = _precision(Am, cx, cn)
     L = cholesky(lam, "posterior precision")
-    P = cho_solve((L, True), np.eye(lam.shape[0]))
-    return 0.5 * (P + P.T)
+    return spd_inverse_from_chol(L)
 
 
 def linear_gaussian_posterior_mean(A, cov_x, cov_noise, z, mean_x=None) -> np.ndarray:
@@ -138,7 +136,7 @@ def linear_gaussian_posterior_mean(A, cov_x, cov_noise, z, mean_x=None) -> np.nd
     zz, single = as_points(z, "z", k)
     P = linear_gaussian_posterior_cov(Am, cx, cn)
     Ln = cholesky(cn, "cov_noise")
-    gain = P @ cho_solve((Ln, True), Am).T            # P Aᵀ Σn⁻¹, shape (d, k)
+    gain = P @ (spd_inverse_from_chol(Ln) @ Am).T      # P Aᵀ Σn⁻¹, shape (d, k)
     out = mu + (zz - Am @ mu) @ gain.T
     return out[0] if single else out
 

@@ -35,11 +35,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import logsumexp
 
 from ._validate import (Estimate, as_array, as_count, as_cov, as_matrix, as_points, as_rng,
-                        as_weights, cholesky, log_base, logdet_chol)
+                        as_weights, cholesky, inv_lower, log_base, logdet_chol,
+                        spd_inverse_from_chol)
 
 __all__ = [
     "GaussianMixture",
@@ -56,12 +56,12 @@ LOG_2PI = math.log(2.0 * math.pi)
 LOG_2PI_E = math.log(2.0 * math.pi * math.e)
 
 
-def _batched_mahalanobis(x: np.ndarray, means: np.ndarray, chols: np.ndarray) -> np.ndarray:
-    """‖L_i⁻¹(x_n − μ_i)‖² for all n, i; x (N, d), means (K, d), chols (K, d, d) -> (N, K)."""
+def _batched_mahalanobis(x: np.ndarray, means: np.ndarray, inv_chols: np.ndarray) -> np.ndarray:
+    """‖L_i⁻¹(x_n − μ_i)‖² for all n, i; x (N, d), means (K, d), inv_chols (K, d, d) -> (N, K)."""
     out = np.empty((x.shape[0], means.shape[0]))
     for i in range(means.shape[0]):
-        y = solve_triangular(chols[i], (x - means[i]).T, lower=True)
-        out[:, i] = np.einsum("dn,dn->n", y, y)
+        y = (x - means[i]) @ inv_chols[i].T
+        out[:, i] = np.einsum("nd,nd->n", y, y)
     return out
 
 
@@ -101,6 +101,7 @@ class GaussianMixture:
         self.means = m
         self.covs = c
         self._chols = cholesky(c, "covs")
+        self._inv_chols = inv_lower(self._chols)
         self._logdets = logdet_chol(self._chols)
         with np.errstate(divide="ignore"):
             self._logw = np.log(w)
@@ -138,7 +139,7 @@ class GaussianMixture:
     def component_logpdf(self, x) -> np.ndarray:
         """log N(x; μ_i, Σ_i) for each point and component, shape (N, K)."""
         xx, _ = as_points(x, "x", self.dim)
-        maha = _batched_mahalanobis(xx, self.means, self._chols)
+        maha = _batched_mahalanobis(xx, self.means, self._inv_chols)
         return -0.5 * (self.dim * LOG_2PI + self._logdets[None, :] + maha)
 
     def logpdf(self, x) -> np.ndarray | float:
@@ -158,7 +159,8 @@ class GaussianMixture:
         r = self.responsibilities(xx)
         g = np.zeros_like(xx)
         for i in range(self.n_components):
-            g -= r[:, i:i + 1] * cho_solve((self._chols[i], True), (xx - self.means[i]).T).T
+            prec = self._inv_chols[i].T @ self._inv_chols[i]
+            g -= r[:, i:i + 1] * ((xx - self.means[i]) @ prec)
         return g[0] if single else g
 
     # --- sampling and transforms ------------------------------------------------------------
@@ -234,7 +236,7 @@ def _pairwise_kl(means, covs, chols, logdets):
     K, d = means.shape
     kl = np.empty((K, K))
     for j in range(K):
-        inv_j = cho_solve((chols[j], True), np.eye(d))
+        inv_j = spd_inverse_from_chol(chols[j])
         diff = means - means[j]
         tr = np.einsum("ab,iba->i", inv_j, covs)
         maha = np.einsum("ia,ab,ib->i", diff, inv_j, diff)
@@ -343,20 +345,20 @@ class MixturePosterior:
         k = self.A.shape[0]
         self.cov_noise = as_cov(cov_noise, "cov_noise", dim=k)
         Ln = cholesky(self.cov_noise, "cov_noise")
-        B = solve_triangular(Ln, self.A, lower=True)                   # Ln⁻¹A
+        B = inv_lower(Ln) @ self.A                                      # Ln⁻¹A
         info = B.T @ B                                                 # AᵀΣn⁻¹A
-        ainv = cho_solve((Ln, True), self.A)                           # Σn⁻¹A  (k, d)
+        ainv = spd_inverse_from_chol(Ln) @ self.A                      # Σn⁻¹A  (k, d)
         K, d = self.prior.n_components, self.prior.dim
         covs = np.empty((K, d, d))
         for i in range(K):
-            prec = cho_solve((self.prior._chols[i], True), np.eye(d)) + info
+            prec = spd_inverse_from_chol(self.prior._chols[i]) + info
             Li = cholesky(0.5 * (prec + prec.T), "posterior precision")
-            P = cho_solve((Li, True), np.eye(d))
-            covs[i] = 0.5 * (P + P.T)
+            covs[i] = spd_inverse_from_chol(Li)
         self.covs = covs
         self.gains = np.einsum("ide,ke->idk", covs, ainv)              # P_i Aᵀ Σn⁻¹
         self.marginal = self.prior.linear_transform(self.A, self.cov_noise)
         self._cov_chols = cholesky(covs, "posterior covariances")
+        self._cov_inv_chols = inv_lower(self._cov_chols)
         self._cov_logdets = logdet_chol(self._cov_chols)
 
     @property
@@ -413,8 +415,8 @@ class MixturePosterior:
         K, d = self.prior.n_components, self.dim
         comp = np.empty((xx.shape[0], K))
         for i in range(K):
-            y = solve_triangular(self._cov_chols[i], (xx - cm[:, i]).T, lower=True)
-            comp[:, i] = -0.5 * (d * LOG_2PI + self._cov_logdets[i] + np.einsum("dn,dn->n", y, y))
+            y = (xx - cm[:, i]) @ self._cov_inv_chols[i].T
+            comp[:, i] = -0.5 * (d * LOG_2PI + self._cov_logdets[i] + np.einsum("nd,nd->n", y, y))
         return logsumexp(lw + comp, axis=1)
 
 
