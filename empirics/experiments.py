@@ -577,12 +577,12 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
         raise ValueError(f"encoder: expected MODULE:FUNCTION, got {spec!r}")
     try:
         if mod_name.endswith(".py") or "/" in mod_name:
-            import importlib.util
+            from importlib import util as _util
             p = Path(mod_name)
             if not p.exists():
                 raise ValueError(f"encoder: module file {mod_name!r} does not exist")
-            sp = importlib.util.spec_from_file_location(p.stem, p)
-            module = importlib.util.module_from_spec(sp)
+            sp = _util.spec_from_file_location(p.stem, p)
+            module = _util.module_from_spec(sp)
             sp.loader.exec_module(module)
         else:
             if str(Path.cwd()) not in sys.path:
@@ -605,7 +605,8 @@ def _default_head(feat_shape, num_classes):
 
 def check_defense(encoder, *, dataset: str = "digits", noise: float = 0.1, out=None, epochs: int = 15,
                   attack_epochs: int = 20, attacks: Sequence[str] = ("decoder", "optimization"),
-                  seed: int = 0, device: str = "cpu", k_per_class: int = 3, progress: bool = False) -> dict:
+                  seed: int = 0, device: str = "cpu", k_per_class: int = 3, progress: bool = False,
+                  opt_steps: int = 200, fisher_samples: int = 256) -> dict:
     """Train a user's encoder with a server head, attack it and compute every bound.
 
     Parameters
@@ -668,7 +669,7 @@ def check_defense(encoder, *, dataset: str = "digits", noise: float = 0.1, out=N
     acc = float(evaluate(model, split.test, device=device)["accuracy"])
     att_rows = []
     for a in attacks:
-        r = _attack(model, split, a, seed=seed, epochs=attack_epochs if a != "optimization" else 200,
+        r = _attack(model, split, a, seed=seed, epochs=attack_epochs if a != "optimization" else opt_steps,
                     device=device, train_eval=False)["test"]
         att_rows.append({"name": a, **r})
     d = int(np.prod(split.input_shape))
@@ -687,7 +688,7 @@ def check_defense(encoder, *, dataset: str = "digits", noise: float = 0.1, out=N
             "value": val, "rigorous": False,
             "assumptions": f"Thm 1 with H(x|z) >= H(x) - U_{m}; ẑ modelled by a fitted per-class Gaussian "
                            f"mixture (an estimate: the encoder output is not exactly a mixture); {h_note}"}
-    fi = fisher_information(model, split.test, sigma=noise, seed=seed)
+    fi = fisher_information(model, split.test, sigma=noise, seed=seed, max_samples=fisher_samples)
     bounds["cramer_rao_dfil"] = {"value": fi["cramer_rao"], "rigorous": False,
                                  "assumptions": "unbiased attackers only (E[1/dFIL], Hutchinson estimate of Tr JᵀJ); "
                                                 "trained decoders are biased, so they may go below it"}

@@ -541,9 +541,10 @@ class CEM(Defense):
             st["logdet"] = torch.log1p(fit.covs).sum(-1).to(dtype)
         elif self.method == "dense":
             st["cov"] = list(fit.covs.to(dtype).clone().unbind(0))
-            st["logdet"] = torch.linalg.slogdet(fit.covs + torch.eye(fit.covs.shape[-1], dtype=fit.covs.dtype))[1].to(dtype)
+            L = torch.linalg.cholesky(fit.covs + torch.eye(fit.covs.shape[-1], dtype=fit.covs.dtype))
+            st["logdet"] = (2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)).to(dtype)
         else:
-            lam, Q = torch.linalg.eigh(fit.covs)
+            lam, Q = torch.linalg.eigh(fit.covs.to(dtype))  # training dtype (float32 in training, float64 in checks)
             lam = lam.clamp_min(0)
             # lists, replaced (never modified in place) so autograd graphs of past steps stay valid
             st["Q"] = list(Q.to(dtype).unbind(0))

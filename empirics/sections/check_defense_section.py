@@ -53,7 +53,8 @@ def run(args):
     epochs = 3 if args.quick else args.epochs
     aepochs = 3 if args.quick else args.attack_epochs
     res = check_defense(args.encoder, dataset=args.dataset, noise=args.noise, out=None, epochs=epochs,
-                        attack_epochs=aepochs, seed=args.seed, device=args.device)
+                        attack_epochs=aepochs, seed=args.seed, device=args.device,
+                        opt_steps=30 if args.quick else 200, fisher_samples=64 if args.quick else 256)
     sec = Section("check-defense", f"check-defense: {args.encoder} on {args.dataset}, σ = {args.noise}",
                   description=res["verdict"])
     for a in res["attacks"]:

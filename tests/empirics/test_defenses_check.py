@@ -1,0 +1,92 @@
+"""check_defense / `invlimits check-defense` on a user-written encoder module, and its errors."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from empirics.cli import main
+from empirics.experiments import load_factory
+
+ENCODER = '''
+import torch.nn as nn
+
+def make_encoder():
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1), nn.Sigmoid())
+
+def lazy_encoder():
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(16), nn.Sigmoid())
+
+def not_a_module():
+    return 42
+'''
+
+
+@pytest.fixture()
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "my_encoders.py").write_text(ENCODER)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("my_encoders", None)
+    return tmp_path
+
+
+@pytest.mark.parametrize("dataset", [
+    "synthetic-mixture",  # fast default variant
+    pytest.param("digits", marks=pytest.mark.slow),  # images, conv encoder: ~1-2 min on 2 shared cores
+])
+def test_check_defense_cli_on_user_encoder(user_module, dataset):
+    t0 = time.perf_counter()
+    factory = "my_encoders:make_encoder" if dataset == "digits" else "my_encoders:lazy_encoder"
+    rc = main(["check-defense", factory, "--dataset", dataset, "--noise", "0.1",
+               "--out", str(user_module / "out"), "--quick"])
+    seconds = time.perf_counter() - t0
+    res = json.loads((user_module / "out" / "results.json").read_text())
+    assert rc in (0, 1)  # 1 only if a rigorous bound were violated (none is rigorous on digits)
+    assert {"attacks", "bounds", "certifiable_mse", "verdict"} <= set(res)
+    assert {a["name"] for a in res["attacks"]} == {"decoder", "optimization"}
+    for b in res["bounds"].values():
+        assert set(b) == {"value", "rigorous", "assumptions"}
+        assert b["rigorous"] is False  # nonlinear encoder: the mixture is fitted, every bound is an estimate
+    if dataset == "digits":  # [0,1]-valued data: H(x) <= 0 caps the certificate at 1/(2πe)
+        assert 0 < res["certifiable_mse"] <= 1 / (2 * 3.141592653589793 * 2.718281828459045) + 1e-12
+    assert res["certifiable_mse"] > 0
+    assert (user_module / "out" / "check_defense.png").exists()
+    assert seconds < 180
+
+
+def test_check_defense_lazy_encoder_on_synthetic_mixture(user_module):
+    from empirics.experiments import check_defense
+    res = check_defense("my_encoders:lazy_encoder", dataset="synthetic-mixture", noise=0.3, epochs=2,
+                        attack_epochs=2, attacks=("decoder",))
+    assert res["attacks"][0]["mse"] > 0 and "thm1+thm2_huber" in res["bounds"]
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("no_such_module_xyz:f", "could not import"),
+    ("my_encoders:missing", "no callable"),
+    ("my_encoders:not_a_module", "nn.Module"),
+    ("my_encoders", "MODULE:FUNCTION"),
+])
+def test_bad_factories_give_clear_errors(user_module, spec, match):
+    from empirics.experiments import check_defense
+    with pytest.raises(ValueError, match=match):
+        check_defense(spec, dataset="digits", noise=0.1, epochs=1)
+
+
+def test_bad_noise_and_cli_exit_code(user_module, capsys):
+    from empirics.experiments import check_defense
+    with pytest.raises(ValueError, match="noise"):
+        check_defense("my_encoders:make_encoder", noise=-1.0)
+    rc = main(["check-defense", "no_such_module_xyz:f", "--out", str(user_module / "o2")])
+    assert rc == 2
+    assert "could not import" in capsys.readouterr().err
+
+
+def test_import_failure_inside_user_module(tmp_path, monkeypatch):
+    (tmp_path / "broken_enc.py").write_text("raise RuntimeError('boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="boom"):
+        load_factory("broken_enc:f")
