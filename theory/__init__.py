@@ -13,7 +13,7 @@ Entropies are in nats unless ``base=`` is given; randomness comes from an explic
 
 from ._validate import Estimate
 from .bounds import (certifiable_mse, conditional_entropy_lower_bound, cramer_rao_mse,
-                     fisher_bounds, fisher_information_linear, gmm_mutual_information_bound,
+                     expected_fisher_information, fisher_bounds, fisher_information_linear, gmm_mutual_information_bound,
                      implied_entropy, mse_lower_bound, mutual_information_upper_bounds,
                      van_trees_mse)
 from .gaussian import (gaussian_entropy, linear_gaussian_conditional_entropy,
@@ -49,6 +49,7 @@ __all__ = [
     "conditional_entropy_lower_bound",
     "certifiable_mse",
     "fisher_information_linear",
+    "expected_fisher_information",
     "cramer_rao_mse",
     "van_trees_mse",
     "fisher_bounds",

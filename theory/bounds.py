@@ -53,6 +53,7 @@ __all__ = [
     "conditional_entropy_lower_bound",
     "certifiable_mse",
     "fisher_information_linear",
+    "expected_fisher_information",
     "cramer_rao_mse",
     "van_trees_mse",
     "fisher_bounds",
@@ -242,6 +243,32 @@ def fisher_information_linear(A, cov_noise) -> np.ndarray:
     Ln = cholesky(cn, "cov_noise")
     B = inv_lower(Ln) @ Am
     F = B.T @ B
+    return 0.5 * (F + F.T)
+
+
+def expected_fisher_information(jacobians, cov_noise) -> np.ndarray:
+    r"""Expected Fisher information :math:`E_x[J_f(x)^\top\Sigma_n^{-1}J_f(x)]` of a nonlinear encoder
+    :math:`z = f(x) + \mathcal N(0,\Sigma_n)`, averaged over a batch of Jacobians.
+
+    Parameters
+    ----------
+    jacobians : array_like, shape (N, k, d)
+        :math:`J_f(x_n)` for N samples of the data (e.g. from ``torch.func.jacrev``).
+    cov_noise : array_like, shape (k, k), SPD
+
+    Returns
+    -------
+    ndarray, shape (d, d) -- feed to :func:`cramer_rao_mse` / :func:`van_trees_mse`.
+
+    >>> J = np.stack([np.eye(2), 3 * np.eye(2)])            # two samples
+    >>> expected_fisher_information(J, np.eye(2))           # (1 + 9) / 2 = 5
+    array([[5., 0.],
+           [0., 5.]])
+    """
+    J = as_array(jacobians, "jacobians", ndim=3)
+    cn = as_cov(cov_noise, "cov_noise", dim=J.shape[1])
+    B = inv_lower(cholesky(cn, "cov_noise")) @ J                     # (N, k, d)
+    F = np.einsum("nkd,nke->de", B, B) / J.shape[0]
     return 0.5 * (F + F.T)
 
 

@@ -162,3 +162,15 @@ def test_cramer_rao_unbiased_bound():
     assert theory.cramer_rao_mse(np.diag([1.0, 0.0]), matrix=True) == math.inf
     # unbiased bound equals the MLE's MSE for z = x + noise (the MLE z is unbiased)
     assert theory.cramer_rao_mse(F, matrix=True) == pytest.approx(0.25, abs=1e-15)
+
+
+def test_expected_fisher_information_linear_encoder_equals_closed_form():
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(3, 2))
+    cn = np.array([[0.5, 0.1, 0.0], [0.1, 0.4, 0.0], [0.0, 0.0, 0.3]])
+    F = theory.expected_fisher_information(np.broadcast_to(A, (7, 3, 2)), cn)
+    assert np.allclose(F, theory.fisher_information_linear(A, cn), atol=1e-12)
+    with pytest.raises(ValueError, match=r"cov_noise must have shape \(3, 3\)"):
+        theory.expected_fisher_information(np.zeros((7, 3, 2)), np.eye(2))
+    with pytest.raises(ValueError, match="jacobians must have 3 dimension"):
+        theory.expected_fisher_information(A, cn)
