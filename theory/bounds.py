@@ -25,6 +25,13 @@ The sum is exactly the Huber upper bound on :math:`H(z)` minus :math:`H(\varepsi
 rigorous only if :math:`\hat z` *is* a Gaussian mixture and :math:`H(x)` is known or
 lower-bounded. For data in :math:`[0,1]^d`, :math:`H(x)\le 0`, so Thms 1+2 can never certify a
 per-dimension MSE above :func:`certifiable_mse` (at most :math:`1/(2\pi e)\approx 0.0585`).
+Typos in the supplementary proofs (S.1–S.2), harmless to the results: Eq. 13 / S5 reads
+:math:`\tfrac d2\log(2\pi e\,\varepsilon)` where :math:`\xi` is meant (and the step is an
+equality, :math:`E_z\operatorname{Tr}\operatorname{Cov}(x|z) = d\xi`); the step called "Jensen" in
+Eq. 11 / S3 is AM–GM on the eigenvalues (Jensen for log over the spectrum); Eqs. 14–15 / S6–S7
+write :math:`(2\pi e)^d` with d the *input* dimension where the dimension of z is meant -- the
+factors cancel in Eq. 16. Theorem 1 states no equality condition: it is tight iff x|z is Gaussian
+with isotropic covariance whose trace does not depend on z.
 
 **Fisher-information bounds** (Maeng et al. 2023; van Trees 1968; DESIGN.md §3). For
 :math:`z = f(x) + \mathcal N(0,\Sigma_n)` the Fisher information is
