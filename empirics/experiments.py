@@ -55,9 +55,11 @@ __all__ = ["conditional_entropy", "fisher_information", "fit_log_linear", "spear
 DATASETS = ("digits", "synthetic-mixture", "mnist1d", "lfw")
 
 
-def load_dataset(name: str, *, seed: int = 0):
-    """Embedded datasets by name (offline): digits, synthetic-mixture, mnist1d, lfw."""
+def load_dataset(name, *, seed: int = 0):
+    """Embedded datasets by name (offline): digits, synthetic-mixture, mnist1d, lfw (or a DataSplit)."""
     from . import data as D
+    if isinstance(name, D.DataSplit):
+        return name
     if name == "digits":
         return D.digits(seed=seed)
     if name in ("synthetic-mixture", "synthetic"):
@@ -70,8 +72,12 @@ def load_dataset(name: str, *, seed: int = 0):
 
 
 def _preset_for(name):
-    return {"digits": "digits", "synthetic-mixture": "synthetic", "synthetic": "synthetic",
-            "mnist1d": "mnist1d", "lfw": "lfw"}[name]
+    if not isinstance(name, str):
+        name = name.name
+    for key, preset in (("digits", "digits"), ("synthetic", "synthetic"), ("mnist1d", "mnist1d"), ("lfw", "lfw")):
+        if name.startswith(key):
+            return preset
+    raise ValueError(f"dataset: no model preset for {name!r}")
 
 
 # ----------------------------------------------------------------------------- measurement
@@ -306,7 +312,20 @@ def _subset(ds, n):
     return ArrayDataset(ds.x[:n], ds.y[:n], name=getattr(ds, "name", "data"))
 
 
+def _repair_jsonl(path):
+    """Drop a torn last line left by an interrupted write, so that appends start on a fresh line."""
+    path = Path(path)
+    if not path.exists():
+        return
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        recs = read_jsonl(path)
+        import json
+        path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
 def _done(path, key_fields):
+    _repair_jsonl(path)
     return {tuple(r.get(k) if not isinstance(r.get(k), list) else tuple(r.get(k)) for k in key_fields)
             for r in read_jsonl(path)}
 
@@ -332,6 +351,7 @@ def entropy_vs_mse(out, *, dataset: str = "digits", sigmas: Sequence[float] = (0
     out = Path(out)
     path = out / "entropy_vs_mse.jsonl"
     split = load_dataset(dataset, seed=seed)
+    dataset = split.name if not isinstance(dataset, str) else dataset
     d = int(np.prod(split.input_shape))
     done = _done(path, ("dataset", "sigma", "lam", "seed"))
     grid = [(float(s), float(l)) for l in lams for s in sigmas]
@@ -343,7 +363,7 @@ def entropy_vs_mse(out, *, dataset: str = "digits", sigmas: Sequence[float] = (0
         spec = [("noise", {"sigma": s})] + ([("cem", {"lam": l, "k_per_class": k_per_class, "covariance": covariance})]
                                            if l > 0 else [])
         t0 = time.perf_counter()
-        model, _, acc = _train_model(dataset, split, spec, seed=seed, epochs=epochs, device=device)
+        model, _, acc = _train_model(split, split, spec, seed=seed, epochs=epochs, device=device)
         h = conditional_entropy(model, split.train, h_x=h_x, k_per_class=k_per_class, covariance=covariance)
         att = _attack(model, split, "decoder", seed=seed, epochs=attack_epochs, device=device, train_eval=False)
         rec = {"dataset": dataset, "sigma": s, "lam": l, "seed": seed, "accuracy": acc, "h_huber": h["huber"],

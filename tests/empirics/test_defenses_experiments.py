@@ -1,0 +1,159 @@
+"""Measurement (Thm 2 variants, dFIL), the experiment drivers (resume/skip), the CLI sections."""
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import theory.bounds as tb
+from empirics import experiments as E
+from empirics.cli import main
+from empirics.defenses import make_defense
+from empirics.models import SplitModel
+from empirics.report import read_jsonl
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_whitened_bounds_equal_theory(seed):
+    """Our torch kl/maxent/huber = theory.mutual_information_upper_bounds (Σp = I); 1e-9: float64
+    rounding of O(d) log-determinants."""
+    rng = np.random.default_rng(seed)
+    k, d = 4, 5
+    w = rng.dirichlet(np.ones(k))
+    mu = rng.normal(size=(k, d)) * 2
+    a = rng.normal(size=(k, d, d))
+    S = a @ a.transpose(0, 2, 1) / d
+    got = E.mutual_information_upper_bounds_whitened(w, mu, S)
+    want = tb.mutual_information_upper_bounds(w, mu, S, np.eye(d))
+    for key in ("huber", "kl", "maxent", "best"):
+        assert abs(got[key] - want[key]) <= 1e-9
+
+
+def _linear_model(d=6, k=3, sigma=0.2, seed=0):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        enc = nn.Linear(d, k, bias=False)
+        head = nn.Linear(k, 2)
+    return SplitModel(enc, head, defenses=[make_defense("noise", sigma=sigma)], input_shape=(d,))
+
+
+def test_fisher_information_of_linear_encoder():
+    """z = Ax + N(0, σ²I): dFIL = ‖A‖_F²/(σ² d) for every x.  Hutchinson with Gaussian probes is
+    unbiased; 5 standard errors (of the mean over samples × probes) bound the test's false-alarm
+    rate below 1e-6."""
+    m = _linear_model()
+    x = torch.rand(200, 6)
+    r = E.fisher_information(m, (x, torch.zeros(200, dtype=torch.long)), probes=16, max_samples=200)
+    A = m.encoder.weight.detach().double()
+    exact = float((A ** 2).sum() / (0.04 * 6))
+    assert abs(r["dfil"] - exact) <= 5 * r["dfil_stderr"] + 1e-12
+    with pytest.raises(ValueError, match="sigma"):
+        E.fisher_information(m, (x, torch.zeros(200, dtype=torch.long)), sigma=0.0)
+
+
+def test_conditional_entropy_variants_ordering_and_noise_monotonicity():
+    """KL-pairwise U ≤ Huber U (= Thm 2) ⇒ H_kl ≥ H_huber; more noise ⇒ larger H(x|z) (I(z;ẑ)
+    decreases in σ for a fixed encoder)."""
+    m = _linear_model(d=6, k=3)
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(600) % 2
+    x = torch.randn(600, 6, generator=g) + 3 * y[:, None]
+    lo = E.conditional_entropy(m, (x, y), k_per_class=2, noise_var=0.04)
+    hi = E.conditional_entropy(m, (x, y), k_per_class=2, noise_var=0.25)
+    assert lo["kl"] >= lo["huber"] - 1e-9
+    for key in ("huber", "kl", "maxent"):
+        assert hi[key] > lo[key]
+    assert lo["rigorous"] is False and "relative" in lo["assumptions"]
+
+
+def test_conditional_entropy_needs_noise():
+    m = _linear_model()
+    m.defenses = []
+    with pytest.raises(ValueError, match="noise"):
+        E.conditional_entropy(m, (torch.rand(40, 6), torch.arange(40) % 2), k_per_class=1)
+
+
+def test_entropy_vs_mse_resumes_and_skips(tmp_path, monkeypatch):
+    calls = []
+    real = E._train_model
+
+    def counting(*a, **kw):
+        calls.append(a[2])
+        return real(*a, **kw)
+    monkeypatch.setattr(E, "_train_model", counting)
+    from empirics.data import ArrayDataset, DataSplit, digits
+    full = digits()
+    tiny = DataSplit(ArrayDataset(full.train.x[:200], full.train.y[:200]), ArrayDataset(full.test.x[:60], full.test.y[:60]),
+                     10, "digits-tiny")
+    kw = dict(dataset=tiny, sigmas=(0.1, 0.4, 0.8), lams=(0.0,), epochs=1, attack_epochs=1, progress=False,
+              k_per_class=1)
+    s1 = E.entropy_vs_mse(tmp_path, **kw)
+    assert len(calls) == 3 and s1["n_models"] == 3
+    # interrupted run: drop the last record (and leave a torn line), rerun -> one model retrained
+    path = tmp_path / "entropy_vs_mse.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])
+    s2 = E.entropy_vs_mse(tmp_path, **kw)
+    assert len(calls) == 4 and s2["n_models"] == 3
+    assert {"spearman", "fit", "two_over_d"} <= set(s2)
+
+
+def test_entropy_vs_mse_rejects_zero_noise(tmp_path):
+    with pytest.raises(ValueError, match="noise"):
+        E.entropy_vs_mse(tmp_path, sigmas=(0.0,), epochs=1, attack_epochs=1, progress=False)
+
+
+def test_defense_table_summary_counts():
+    recs = []
+    for s in range(3):
+        recs += [{"baseline": "a", "cem": False, "seed": s, "accuracy": 0.90, "decoder_test_mse": 0.010},
+                 {"baseline": "a", "cem": True, "seed": s, "accuracy": 0.895, "decoder_test_mse": 0.012},
+                 {"baseline": "b", "cem": False, "seed": s, "accuracy": 0.90, "decoder_test_mse": 0.010},
+                 {"baseline": "b", "cem": True, "seed": s, "accuracy": 0.85, "decoder_test_mse": 0.020},
+                 {"baseline": "c", "cem": False, "seed": s, "accuracy": 0.90, "decoder_test_mse": 0.010},
+                 {"baseline": "c", "cem": True, "seed": s, "accuracy": 0.90, "decoder_test_mse": 0.009}]
+    summ = E.summarise_defense_table(recs, ["a", "b", "c"])
+    assert summ["cem_helps_count"] == 1 and summ["compared"] == 3
+    assert summ["verdicts"] == {"a": True, "b": False, "c": False}
+
+
+def test_defense_table_bad_baseline(tmp_path):
+    with pytest.raises(ValueError, match="baselines"):
+        E.defense_table(tmp_path, baselines=["nosuch"], seeds=(0,))
+
+
+def test_defenses_section_quick_via_cli(tmp_path):
+    """The verify battery: objective = theory, low-rank = dense, rigorous bounds hold on a known
+    mixture (--quick must stay within 30 s)."""
+    import time
+    t0 = time.perf_counter()
+    rc = main(["defenses", "--quick", "--out", str(tmp_path)])
+    assert rc == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    sec = res["sections"]["defenses"]
+    assert sec["n_checks"] >= 5 and sec["passed"]
+    assert time.perf_counter() - t0 < 30
+
+
+def test_paper_preset_says_what_is_missing(tmp_path):
+    from empirics.sections import paper_preset
+    with pytest.raises(ValueError, match="CIFAR-10") as e:
+        paper_preset.run(SimpleNamespace(cifar_root=tmp_path, out=tmp_path, seed=0, device="auto"))
+    assert "data_batch_1" in str(e.value)
+    if not torch.cuda.is_available():
+        assert "CUDA" in str(e.value)
+    rc = main(["verify", "--preset", "paper", "--out", str(tmp_path / "v")])
+    assert rc == 2
+
+
+@pytest.mark.slow
+def test_bench_quick_runs(tmp_path):
+    rc = main(["bench", "--quick", "--out", str(tmp_path)])
+    res = json.loads((tmp_path / "results.json").read_text())
+    routes = {r["route"]: r for r in res["bench"]["overhead"]}
+    assert routes["ours, full"]["epoch_ratio"] < routes["naive, full"]["epoch_ratio"]
+    assert rc == 0
