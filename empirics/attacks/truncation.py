@@ -4,10 +4,13 @@ The attacker observes only ``trunc_m(F(x))``: the victim's prediction vector (so
 model's logits, deployed defenses included) with all but its ``m`` largest entries set to zero
 (§III, Eq. 8).  It trains an inversion model ``G`` on an auxiliary set, feeding it the
 predictions on auxiliary samples *truncated to the same m* (Eq. 10, "truncation method"), after
-rescaling them to logits ``log F(x) + c`` with a learned constant ``c`` (Eq. 12; truncated zeros
-become ``log ε`` with ε = 1e-30, below any probability a float32 softmax of a trained model
-produces for the kept entries).  The rescaled vector is then standardised with auxiliary
-statistics (so ``c`` is, in effect, absorbed by the first layer's bias; it is kept for fidelity).  Setting ``train_m=None`` (= number of classes) gives the
+rescaling them to logits ``log F(x) + c`` with a learned constant ``c`` (Eq. 12).  Eq. 12 leaves
+``log 0`` of the truncated entries undefined; we set each truncated entry to (smallest kept
+log-probability of that observation − 1), i.e. "below everything that was kept".  (A fixed
+``log ε`` for tiny ε was tried first: the huge constant dominates the standardised input and
+the inversion model then barely uses the 2nd..m-th values — on digits m = 3 was no better than
+m = 1.)  The rescaled vector is standardised with auxiliary statistics, so ``c`` is in effect
+absorbed by the first layer's bias; it is kept for fidelity.  Setting ``train_m=None`` (= number of classes) gives the
 "previous approach" the paper compares with: trained on full vectors, tested on truncated ones.
 Auxiliary sets (Table I): *same* distribution, *generic* (other classes of the same domain),
 *distinct* (another dataset) — see :func:`auxiliary_split`.
@@ -92,7 +95,12 @@ class TruncationAttack(TrainedAttack):
         return truncate_topk(probs, min(m, probs.shape[-1]))
 
     def _preprocess(self, f):
-        return torch.log(f.clamp_min(_EPS)) if self.rescale else f
+        if not self.rescale:
+            return f
+        lf = torch.log(f.clamp_min(_EPS))
+        kept = f > 0
+        lo = torch.where(kept, lf, torch.full_like(lf, float("inf"))).amin(dim=-1, keepdim=True)
+        return torch.where(kept, lf, lo - 1.0)
 
     def _build(self, obs_shape, out_shape):
         dec = MLPDecoder(int(np.prod(obs_shape)), out_shape, hidden=self.hidden, depth=self.depth,
