@@ -279,6 +279,13 @@ def expected_fisher_information(jacobians, cov_noise) -> np.ndarray:
     return 0.5 * (F + F.T)
 
 
+def _ratio(d: int, total_information: float) -> float:
+    """d / information, with an honest ``inf`` (no overflow warning) for (near-)zero information."""
+    if total_information <= 0 or d / 1e300 >= total_information:
+        return math.inf
+    return float(d / total_information)
+
+
 def _fisher(fisher_info, name="fisher_info"):
     return as_cov(fisher_info, name, psd=True)
 
@@ -296,13 +303,12 @@ def cramer_rao_mse(fisher_info, matrix: bool = False) -> float:
     F = _fisher(fisher_info)
     d = F.shape[0]
     if matrix:
-        try:
-            L = np.linalg.cholesky(F)
-        except np.linalg.LinAlgError:
+        ev = np.linalg.eigvalsh(F)
+        if ev.min() <= max(1e-12 * ev.max(), 1e-300):   # (numerically) singular: Tr F⁻¹ is infinite
             return math.inf
-        return float(np.trace(spd_inverse_from_chol(L)) / d)
+        return float(np.sum(1.0 / ev) / d)
     tr = float(np.trace(F))
-    return math.inf if tr <= 0 else d / tr
+    return _ratio(d, tr)
 
 
 def van_trees_mse(fisher_info, prior_fisher, matrix: bool = False) -> float:
@@ -335,13 +341,13 @@ def van_trees_mse(fisher_info, prior_fisher, matrix: bool = False) -> float:
         if matrix:
             raise ValueError("prior_fisher must be a (d, d) matrix when matrix=True; got a scalar")
         tj = as_scalar(prior_fisher, "prior_fisher", nonneg=True)
-        return float(d / (np.trace(F) + tj))
+        return _ratio(d, float(np.trace(F)) + tj)
     J = as_cov(prior_fisher, "prior_fisher", dim=d, psd=True)
     if matrix:
         M = F + J
         L = cholesky(M, "fisher_info + prior_fisher")
         return float(np.trace(spd_inverse_from_chol(L)) / d)
-    return float(d / (np.trace(F) + np.trace(J)))
+    return _ratio(d, float(np.trace(F) + np.trace(J)))
 
 
 def fisher_bounds(A, cov_noise, prior_fisher=None) -> dict:

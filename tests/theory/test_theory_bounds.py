@@ -174,3 +174,12 @@ def test_expected_fisher_information_linear_encoder_equals_closed_form():
         theory.expected_fisher_information(np.zeros((7, 3, 2)), np.eye(2))
     with pytest.raises(ValueError, match="jacobians must have 3 dimension"):
         theory.expected_fisher_information(A, cn)
+
+
+def test_cramer_rao_matrix_numerically_singular_is_inf_not_nan():
+    A = np.array([[1.0, 2.0, 3.0]])                         # k = 1 < d = 3: rank-1 Fisher information
+    F = theory.fisher_information_linear(A, [[0.1]])
+    with np.errstate(all="raise"):
+        assert theory.cramer_rao_mse(F, matrix=True) == math.inf
+    b = theory.fisher_bounds(A, [[0.1]], prior_fisher=np.eye(3))
+    assert all(math.isfinite(v) or v == math.inf for v in b.values())
