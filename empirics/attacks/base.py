@@ -125,6 +125,8 @@ class Attack:
         if self.unit_range and x.ndim == 4:
             res["psnr"] = psnr_metric(x, xh.clamp(0, 1), 1.0)
             res["ssim"] = ssim_metric(x, xh.clamp(0, 1), 1.0)
+        elif self.unit_range and x.ndim == 2:  # 1-D signals in [0, 1]: PSNR per signal
+            res["psnr"] = psnr_metric(x[:, None, None], xh.clamp(0, 1)[:, None, None], 1.0)
         self.last_reconstruction = (x.float(), xh.float())
         return res
 
