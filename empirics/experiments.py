@@ -442,9 +442,9 @@ def synthetic_bounds(out, *, sigmas: Sequence[float] = (0.1, 0.3, 1.0), d: int =
     rng = np.random.default_rng([seed, 7])
     hx = mixture_entropy_mc(gmm, mc, rng)
     hx_lo = float(hx.value - 3 * hx.stderr)
-    done = _done(path, ("sigma", "seed", "d"))
+    done = _done(path, ("sigma", "seed", "d", "n_train", "epochs", "attack_epochs"))
     for s in _progress([float(v) for v in sigmas], "synthetic_bounds", progress=progress):
-        if (s, seed, d) in done:
+        if (s, seed, d, n_train, epochs, attack_epochs) in done:
             continue
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -473,11 +473,13 @@ def synthetic_bounds(out, *, sigmas: Sequence[float] = (0.1, 0.3, 1.0), d: int =
             r = _attack(model, split, name, seed=seed, epochs=attack_epochs if name == "decoder" else 300,
                         device=device, train_eval=False)["test"]
             attacks[name] = {"mse": r["mse"], "mse_stderr": r["mse_stderr"]}
-        rec = {"sigma": s, "seed": seed, "d": d, "k_feat": k_feat, "accuracy": acc, "h_x": float(hx.value),
+        rec = {"sigma": s, "seed": seed, "d": d, "n_train": n_train, "epochs": epochs, "attack_epochs": attack_epochs,
+               "k_feat": k_feat, "accuracy": acc, "h_x": float(hx.value),
                "h_x_stderr": float(hx.stderr), "bounds": bounds, "mmse": mmse, "attacks": attacks}
         append_jsonl(path, rec)
     return {"records": [r for r in read_jsonl(path) if r["seed"] == seed and r["d"] == d
-                        and r["sigma"] in {float(v) for v in sigmas}]}
+                        and r.get("n_train") == n_train and r.get("epochs") == epochs
+                        and r.get("attack_epochs") == attack_epochs and r["sigma"] in {float(v) for v in sigmas}]}
 
 
 def synthetic_margin_rows(summary) -> list[dict]:
