@@ -182,15 +182,15 @@ def _brute_force_mmse(g, A, cn, n_outer, n_inner, rng):
     """
     d, k = g.dim, A.shape[0]
     Ln = np.linalg.cholesky(cn)
-    prec = np.linalg.inv(cn)
+    Wn = np.linalg.inv(Ln)                                # whitening: ‖Wn r‖² = rᵀ Σn⁻¹ r
     x = g.sample(n_outer, rng)
     z = x @ A.T + rng.standard_normal((n_outer, k)) @ Ln.T
     errs, bias = np.empty(n_outer), np.empty(n_outer)
     for s in range(0, n_outer, 50):
         xs = g.sample(n_inner, rng)                       # fresh proposal draws for each block
         zz = z[s:s + 50]
-        r = zz[:, None, :] - (xs @ A.T)[None]             # (B, M, k)
-        logw = -0.5 * np.einsum("bmk,kl,bml->bm", r, prec, r)
+        r = (zz @ Wn.T)[:, None, :] - (xs @ (Wn @ A).T)[None]   # whitened residuals (B, M, k)
+        logw = -0.5 * np.sum(r * r, axis=2)
         w = np.exp(logw - logsumexp(logw, axis=1, keepdims=True))
         xhat = w @ xs
         errs[s:s + 50] = np.sum((x[s:s + 50] - xhat) ** 2, axis=1)
@@ -267,9 +267,9 @@ def test_exact_posterior_mean_matches_importance_sampling_pointwise(case):
     x = g.sample(100, rng)
     z = x @ A.T + rng.standard_normal((100, A.shape[0])) @ np.linalg.cholesky(cn).T
     xs = g.sample(50000, rng)
-    prec = np.linalg.inv(cn)
-    r = z[:, None, :] - (xs @ A.T)[None]
-    logw = -0.5 * np.einsum("bmk,kl,bml->bm", r, prec, r)
+    Wn = np.linalg.inv(np.linalg.cholesky(cn))             # whitening: ‖Wn r‖² = rᵀ Σn⁻¹ r
+    r = (z @ Wn.T)[:, None, :] - (xs @ (Wn @ A).T)[None]
+    logw = -0.5 * np.sum(r * r, axis=2)
     w = np.exp(logw - logsumexp(logw, axis=1, keepdims=True))
     xhat = w @ xs
     se = np.sqrt(np.einsum("bm,bmd->bd", w ** 2, (xs[None] - xhat[:, None]) ** 2))
