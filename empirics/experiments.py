@@ -500,7 +500,7 @@ def synthetic_margin_rows(summary) -> list[dict]:
 BASELINES: dict[str, list[tuple[str, dict]]] = {
     "noise": [("noise", {"sigma": 0.1})],
     "dropout": [("noise", {"sigma": 0.1}), ("dropout", {"p": 0.2})],
-    "nopeek": [("noise", {"sigma": 0.1}), ("nopeek", {"alpha": 0.5})],
+    "nopeek": [("noise", {"sigma": 0.1}), ("nopeek", {"alpha": 0.1})],
     "arl": [("noise", {"sigma": 0.1}), ("arl", {"alpha": 0.5})],
     "mixcon": [("noise", {"sigma": 0.1}), ("mixcon", {"lam": 0.1})],
     "unicon": [("noise", {"sigma": 0.1}), ("unicon", {"lam": 0.1})],
