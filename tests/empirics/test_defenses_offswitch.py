@@ -102,3 +102,27 @@ def test_tl_freeze_freezes_first_layers():
     make_defense("tl_freeze", freeze=1, public_data=(DATA.test.x, DATA.test.y), pretrain_epochs=1)._pretrain(m2)
     assert all(torch.equal(a, b) for a, b in zip(after, m2.encoder[0].parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(after, first))
+
+
+def test_cem_cached_features_reuse_previous_epoch(monkeypatch):
+    """feature_source='cached': from epoch 2 on, the estimate uses the features of the previous
+    epoch's steps (no extra encoder pass); epoch 1 still runs the pass."""
+    from empirics.defenses import CEM
+    passes = []
+    real = CEM._features
+
+    def counting(self, ctx):
+        passes.append(ctx.epoch)
+        return real(self, ctx)
+    monkeypatch.setattr(CEM, "_features", counting)
+    cem = make_defense("cem", lam=0.1, k_per_class=2, feature_source="cached")
+    m = make_model("synthetic", num_classes=3, input_shape=(8,), hidden=16, bottleneck=6, seed=0)
+    train(m, DATA.train, epochs=3, batch_size=32, defenses=[make_defense("noise", sigma=0.1), cem], device="cpu",
+          progress=False)
+    assert passes == [0] and cem.fit is not None
+
+
+def test_tl_freeze_too_many_layers():
+    m = make_model("synthetic", num_classes=3, input_shape=(8,), hidden=16, bottleneck=6, seed=0)
+    with pytest.raises(ValueError, match="freeze"):
+        train(m, DATA.train, epochs=1, defenses=[make_defense("tl_freeze", freeze=9)], device="cpu", progress=False)
