@@ -63,7 +63,7 @@ def run(args):
                 sec.add(f"attack MSE >= {bn}", a["name"], a["mse"], b["value"], a["mse"] - b["value"],
                         a["mse"] >= b["value"])
     sec.tables["attacks"] = [{k: v for k, v in a.items() if k != "n"} for a in res["attacks"]]
-    sec.tables["bounds"] = [{"bound": k, "value": v["value"], "rigorous": v["rigorous"],
+    sec.tables["bounds"] = [{"bound": k, "value": v["value"], "rigorous": "yes" if v["rigorous"] else "no",
                              "assumptions": v["assumptions"]} for k, v in res["bounds"].items()]
     sec.data.update({"accuracy": res["accuracy"], "conditional_entropy": res["conditional_entropy"]})
     Path(args.out).mkdir(parents=True, exist_ok=True)
