@@ -90,3 +90,68 @@ def test_import_failure_inside_user_module(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ValueError, match="boom"):
         load_factory("broken_enc:f")
+
+
+LINEAR = '''
+import torch.nn as nn
+
+def linear_encoder():
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+'''
+
+
+def test_affine_encoder_map_detects_affine_and_rejects_relu():
+    import torch
+    from torch import nn
+
+    from empirics.experiments import affine_encoder_map
+    from empirics.models import SplitModel
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 5)
+    lin = nn.Linear(5, 3)
+    m = SplitModel(lin, nn.Linear(3, 2), input_shape=(5,))
+    A, c = affine_encoder_map(m, x)
+    assert abs(A - lin.weight.detach().double().numpy()).max() < 1e-6
+    assert abs(c - lin.bias.detach().double().numpy()).max() < 1e-6
+    relu = SplitModel(nn.Sequential(nn.Linear(5, 3), nn.ReLU()), nn.Linear(3, 2), input_shape=(5,))
+    assert affine_encoder_map(relu, x) is None
+
+
+def test_check_defense_marks_affine_encoder_on_mixture_rigorous(tmp_path, monkeypatch):
+    """Affine encoder on a known mixture: ẑ is exactly a mixture, so the bounds are certificates —
+    below the exact MMSE of that very encoder and below every attack."""
+    import numpy as np
+
+    from empirics.experiments import check_defense
+    from theory.mixture import mixture_mmse_mc
+
+    (tmp_path / "lin_enc.py").write_text(LINEAR)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("lin_enc", None)
+    import lin_enc
+
+    made = []
+
+    def factory():
+        made.append(lin_enc.linear_encoder())
+        return made[-1]
+
+    res = check_defense(factory, dataset="synthetic-mixture", noise=0.3, epochs=2, attack_epochs=5,
+                        opt_steps=50, fisher_samples=32, out=tmp_path)
+    thm = {k: b for k, b in res["bounds"].items() if k.startswith("thm1+thm2")}
+    assert len(thm) == 3 and all(b["rigorous"] for b in thm.values())
+    assert res["bounds"]["cramer_rao_dfil"]["rigorous"] is False
+    lin = made[0][1]
+    A = lin.weight.detach().double().numpy()
+    from empirics.experiments import load_dataset
+    gmm = load_dataset("synthetic-mixture").meta["gmm"]
+    mm = mixture_mmse_mc(gmm, A, 0.09 * np.eye(4), 4000, np.random.default_rng(3))
+    d = A.shape[1]
+    for b in thm.values():
+        assert b["value"] <= (mm.value + 4 * mm.stderr) / d
+    for a in res["attacks"]:
+        assert a["mse"] >= max(b["value"] for b in thm.values())
+    assert res["certifiable_mse"] >= max(b["value"] for b in thm.values())
+    assert "certify" in res["verdict"]
+    assert (tmp_path / "check_defense.json").exists()
