@@ -8,8 +8,9 @@ top-level keys of ``results.json``).  ``invlimits verify`` runs the ``verify`` s
 capability with their default arguments, so it always covers everything that exists.
 
 Section modules are imported only when their subcommand runs, so ``invlimits theory`` never
-imports torch.  The exit status is 0 when every check passed, 1 when a check failed and 2 on a
-usage error.
+imports torch.  The exit status is 0 when every check passed, 1 when a check failed, 2 on a
+usage error (bad input, or training that diverged) and 130 when interrupted (Ctrl-C): finished
+models and checkpoints stay in ``DIR`` and the same command resumes from them.
 """
 
 from __future__ import annotations
@@ -149,6 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # bad user input: one clear line, no traceback
         print(f"invlimits {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # training diverged (non-finite loss): say so, no traceback
+        print(f"invlimits {args.command}: error: training diverged: {exc} (lower the learning rate or the "
+              f"defense strength)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninvlimits {args.command}: interrupted; finished models and checkpoints are kept in {out} — "
+              f"run the same command again to resume", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - t0
     res = write_results(out, args.command, argv, sections, seconds, extra)
     rep = write_report(out, f"invlimits {args.command}", sections, seconds)

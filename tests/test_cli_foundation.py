@@ -31,3 +31,19 @@ def test_unknown_subcommand_is_usage_error():
     with pytest.raises(SystemExit) as exc:
         cli.main(["no-such-command"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("exc, code, text", [
+    (ValueError("bad thing"), 2, "error: bad thing"),
+    (FloatingPointError("non-finite loss at epoch 3"), 2, "training diverged"),
+    (KeyboardInterrupt(), 130, "run the same command again to resume"),
+])
+def test_errors_and_interrupts_are_one_clear_line(monkeypatch, tmp_path, capsys, exc, code, text):
+    class _Section:
+        @staticmethod
+        def run(args):
+            raise exc
+    monkeypatch.setattr(cli, "_load", lambda name: _Section)
+    assert cli.main(["bench", "--out", str(tmp_path)]) == code
+    err = capsys.readouterr().err
+    assert text in err and "Traceback" not in err

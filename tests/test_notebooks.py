@@ -51,7 +51,10 @@ def test_notebook_is_percent_format(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_executes(path, tmp_path):
     env = dict(os.environ)
-    env.update({"INVLIMITS_TINY": "1", "MPLBACKEND": "Agg", "INVLIMITS_NB_OUT": str(tmp_path)})
+    env.update({"INVLIMITS_TINY": "1", "MPLBACKEND": "Agg", "INVLIMITS_NB_OUT": str(tmp_path),
+                # one intra-op thread: the tiny models gain nothing from more, and under `pytest -n 2`
+                # two notebooks with one thread per core each would otherwise oversubscribe CI's 2 cores
+                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=TIMEOUT_S)

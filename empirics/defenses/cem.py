@@ -438,8 +438,8 @@ class CEM(Defense):
         self._model = None
         self._lr = None
         self.fit: GaussianMixtureFit | None = None
-        self.last_loss: float | None = None
-        self.history: list[float] = []
+        self.last_loss: float | None = None  # L_C of the latest step (unscaled by λ)
+        self.history: list[float] = []  # L_C of every training step so far (kept in checkpoints)
         self._state: dict[str, Any] = {}
 
     # -- interface ------------------------------------------------------------------------
@@ -571,6 +571,7 @@ class CEM(Defense):
             raise ValueError("cem: the conditional-entropy loss L_C is nan/inf (features diverged); "
                              "lower lam or the learning rate")
         self.last_loss = float(loss.detach())
+        self.history.append(self.last_loss)
         return lam * loss
 
     def _assign(self, zt, y):
@@ -712,12 +713,13 @@ class CEM(Defense):
     def state_dict(self) -> dict:
         return {"fit": None if self.fit is None else {k: getattr(self.fit, k) for k in
                                                          ("weights", "means", "covs", "labels")},
-                "num_classes": self.num_classes}
+                "num_classes": self.num_classes, "history": list(self.history)}
 
     def load_state_dict(self, state: dict) -> None:
         f = state.get("fit")
         self.fit = None if f is None else GaussianMixtureFit(f["weights"], f["means"], f["covs"], f["labels"])
         self.num_classes = state.get("num_classes")
+        self.history = [float(v) for v in state.get("history", [])]
 
 
 def _kmeans(x, k, iters=20):
