@@ -157,3 +157,31 @@ def test_bench_quick_runs(tmp_path):
     routes = {r["route"]: r for r in res["bench"]["overhead"]}
     assert routes["ours, full"]["epoch_ratio"] < routes["naive, full"]["epoch_ratio"]
     assert rc == 0
+
+
+def test_paper_preset_pipeline_on_tiny_cifar_files_resumes(tmp_path, monkeypatch):
+    """The pipeline a GPU user runs (CIFAR-10 python batches -> VGG11-BN split -> three models ->
+    decoder attack), on tiny files in the CIFAR format, one epoch on the CPU; a rerun skips
+    finished models."""
+    import pickle
+
+    from empirics.data import load_cifar10
+    from empirics.sections import paper_preset
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [int(v) for v in np.arange(20) % 10]
+        with open(folder / name, "wb") as fh:
+            pickle.dump({b"labels": labels, b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8)}, fh,
+                        protocol=2)
+    data = load_cifar10(tmp_path)
+    out = tmp_path / "out"
+    rows = paper_preset.run_models(data, out, epochs=1, attack_epochs=1, device="cpu", progress=False)
+    assert [r["name"] for r in rows] == [c[0] for c in paper_preset.CONFIGS]
+    assert all(np.isfinite(r["decoder_test_mse"]) and 0 <= r["accuracy"] <= 1 for r in rows)
+    calls = []
+    monkeypatch.setattr("empirics.training.train", lambda *a, **k: calls.append(1))
+    again = paper_preset.run_models(data, out, epochs=1, attack_epochs=1, device="cpu", progress=False)
+    assert again == rows and not calls
