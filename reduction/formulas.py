@@ -414,7 +414,8 @@ def read_dimacs(path: str | Path) -> Formula:
     """Read a DIMACS CNF file (see :func:`parse_dimacs`)."""
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"path: no such DIMACS file {str(p)!r}")
+        what = "is not a regular file" if p.exists() else "does not exist"
+        raise ValueError(f"path: expected a DIMACS CNF file, but {str(p)!r} {what}")
     try:
         return parse_dimacs(p.read_bytes())
     except ValueError as exc:

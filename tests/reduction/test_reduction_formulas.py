@@ -111,7 +111,7 @@ def test_read_write_dimacs(tmp_path):
     f = random_e3sat(9, 10, 4, np.random.default_rng(3))
     p = write_dimacs(f, tmp_path / "f.cnf")
     assert read_dimacs(p) == f
-    with pytest.raises(ValueError, match="no such"):
+    with pytest.raises(ValueError, match="does not exist"):
         read_dimacs(tmp_path / "missing.cnf")
     (tmp_path / "bad.cnf").write_text("p cnf 2 1\n1 x 0\n")
     with pytest.raises(ValueError, match=r"bad\.cnf.*line 2.*'x'"):
@@ -164,3 +164,11 @@ def test_fuzz_parse_dimacs_only_value_error(text):
         return
     assert isinstance(f, Formula)
     assert all(c and all(0 < abs(v) <= f.nv for v in c) for c in f.clauses)
+
+
+def test_read_dimacs_missing_or_not_a_file(tmp_path):
+    from reduction import read_dimacs
+    with pytest.raises(ValueError, match="does not exist"):
+        read_dimacs(tmp_path / "nope.cnf")
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_dimacs(tmp_path)
