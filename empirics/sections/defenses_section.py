@@ -104,6 +104,8 @@ def _verify(args):
                     note="margin includes 3 s.e. of the measured MSE")
     sec.tables["synthetic mixture: bounds vs exact MMSE and attacks"] = [
         {**r, "rigorous": "yes" if r["rigorous"] else "no"} for r in rows]
+    from ..experiments import plot_synthetic_bounds
+    sec.figures.append(plot_synthetic_bounds(summ, Path(args.out) / "synthetic_bounds.png"))
 
     # a small CEM experiment on digits: CEM raises the H(x|z) estimate it maximises
     from ..experiments import entropy_vs_mse
@@ -159,6 +161,7 @@ def run(args):
                 sec.add(f"{r['against']} MSE >= Thm1+{r['bound']}", f"σ={r['sigma']}", r["mse"], r["bound_mse"],
                         r["margin"] + tol, r["margin"] + tol >= 0, note="margin includes 3 s.e.")
         sec.tables["margins"] = [{**r, "rigorous": "yes" if r["rigorous"] else "no"} for r in rows]
+        sec.figures.append(E.plot_synthetic_bounds(summ, out / "synthetic_bounds.png"))
         return [sec]
     # defense table
     seeds = list(range(args.seed, args.seed + args.seeds))
