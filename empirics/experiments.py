@@ -94,14 +94,34 @@ def _encode_all(model, x, batch=512):
         model.train(was)
 
 
+#: module types that are affine maps in eval mode (exact types: a subclass may override forward)
+_AFFINE_TYPES = (nn.Linear, nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Conv1d, nn.Conv2d,
+                 nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.AvgPool1d, nn.AvgPool2d,
+                 nn.BatchNorm1d, nn.BatchNorm2d, nn.Sequential)
+
+
+def _affine_by_construction(module: nn.Module) -> bool:
+    for m in module.modules():
+        if type(m) not in _AFFINE_TYPES:
+            return False
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and not m.track_running_stats:
+            return False  # batch statistics in eval mode: not a fixed map
+    return True
+
+
 def affine_encoder_map(model, x, *, rtol: float = 1e-4):
     """``(A, c)`` with ``encode(x) = A·vec(x) + c`` when the (eval-mode) encoder is affine, else None.
 
-    A is read off by finite differences at 0 (exact for an affine map) and the identity is checked
-    on the given inputs to a relative tolerance ``rtol`` (float32 encoders); any nonlinearity that is
-    active on those inputs makes it fail.  Used by :func:`check_defense`: with an affine encoder on a
+    Affine *by construction*: the encoder is a plain ``nn.Sequential`` (or a single module) built only
+    from affine layers (Linear, Conv, average pooling, eval-mode BatchNorm and Dropout, Flatten ...)
+    — so the map is affine on all of input space, not just where it was probed.  A is then read off
+    by finite differences at 0 and ``encode(x) = A x + c`` is checked on the given inputs to a relative
+    tolerance ``rtol`` (float32).  Used by :func:`check_defense`: with an affine encoder on a
     Gaussian-mixture dataset ẑ is *exactly* a mixture, so Theorem 2 holds without a fitted mixture.
     """
+    enc = getattr(model, "encoder", None)
+    if enc is None or not _affine_by_construction(enc):
+        return None
     x = torch.as_tensor(x)
     shape = tuple(x.shape[1:])
     d = int(np.prod(shape))
@@ -701,8 +721,9 @@ def check_defense(encoder, *, dataset: str = "digits", noise: float = 0.1, out=N
         ``attacks`` (list of ``{name, mse, mse_stderr, psnr?, ssim?}``), ``bounds`` (name →
         ``{value, rigorous, assumptions}``), ``certifiable_mse`` (Thms 1+2 cap), ``accuracy``,
         ``verdict`` (a sentence).  Written to ``out/check_defense.json`` when ``out`` is given.
-        Bounds are ``rigorous`` only on ``synthetic-mixture`` with an encoder that is affine after
-        training (then ẑ is exactly a mixture); everywhere else they are estimates.
+        Bounds are ``rigorous`` only on ``synthetic-mixture`` with an encoder that is affine by
+        construction (:func:`affine_encoder_map`; then ẑ is exactly a mixture); everywhere else
+        they are estimates.
     """
     import theory.bounds as tb
     from .defenses import make_defense

@@ -117,6 +117,22 @@ def test_affine_encoder_map_detects_affine_and_rejects_relu():
     relu = SplitModel(nn.Sequential(nn.Linear(5, 3), nn.ReLU()), nn.Linear(3, 2), input_shape=(5,))
     assert affine_encoder_map(relu, x) is None
 
+    # a ReLU that is never active on the probed inputs is still not affine on the whole space
+    lin2 = nn.Linear(5, 3)
+    with torch.no_grad():
+        lin2.bias.fill_(100.0)
+    shifted = SplitModel(nn.Sequential(lin2, nn.ReLU()), nn.Linear(3, 2), input_shape=(5,))
+    assert affine_encoder_map(shifted, x) is None
+
+    class Hidden(nn.Module):  # affine leaves, nonlinear forward: rejected by construction
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(5, 3)
+
+        def forward(self, v):
+            return torch.tanh(self.lin(v))
+    assert affine_encoder_map(SplitModel(Hidden(), nn.Linear(3, 2), input_shape=(5,)), x) is None
+
 
 def test_check_defense_marks_affine_encoder_on_mixture_rigorous(tmp_path, monkeypatch):
     """Affine encoder on a known mixture: ẑ is exactly a mixture, so the bounds are certificates —
