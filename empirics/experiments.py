@@ -797,7 +797,7 @@ def check_defense(encoder, *, dataset: str = "digits", noise: float = 0.1, out=N
         for m in ("huber", "kl", "maxent"):
             bounds[f"thm1+thm2_{m}"] = {
                 "value": tb.mse_lower_bound(h_x - ub[m], d), "rigorous": True,
-                "assumptions": f"Thm 1 with H(x|z) >= H(x) - U_{m}; the trained encoder is affine (checked on "
+                "assumptions": f"Thm 1 with H(x|z) >= H(x) - U_{m}; the encoder is affine by construction (and checked on "
                                f"held-out inputs), so ẑ is exactly the data mixture pushed through it; {h_note}"}
         ce = {"h_x": h_x, "d_features": int(A.shape[0]), "rigorous": True,
               **{m: float(h_x - ub[m]) for m in ("huber", "kl", "maxent")}}
