@@ -187,11 +187,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, column: str = "") -> str:
     if v is None:
         return "-"
-    if isinstance(v, (bool, np.bool_)):
-        return "pass" if v else "FAIL"
+    if isinstance(v, (bool, np.bool_)):  # pass/FAIL only where the column is a verdict
+        if column in ("passed", "pass", "verdict"):
+            return "pass" if v else "FAIL"
+        return "yes" if v else "no"
     if isinstance(v, (int, np.integer)):
         return str(int(v))
     if isinstance(v, (float, np.floating)):
@@ -212,7 +214,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
         return "(no rows)"
     if columns is None:
         columns = list(dict.fromkeys(k for r in rows for k in r))
-    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    cells = [[_fmt(r.get(c), c) for c in columns] for r in rows]
     if markdown:
         head = "| " + " | ".join(columns) + " |"
         sep = "| " + " | ".join("---" for _ in columns) + " |"

@@ -172,7 +172,8 @@ def run(args):
     sec = Section("defense-table", f"Table 1 analogue on {args.dataset}: each defense with and without CEM (λ={args.lam})",
                   description=f"CEM raised the held-out decoder MSE at accuracy within 1 point for "
                               f"{summ['cem_helps_count']} of {summ['compared']} defenses.")
-    sec.tables["defense table (mean and 95% CI half-width over seeds)"] = summ["rows"]
+    sec.tables["defense table (mean and 95% CI half-width over seeds)"] = [
+        {**r, "cem": "yes" if r["cem"] else "no"} for r in summ["rows"]]  # a bool would print as pass/FAIL
     sec.data["cem_helps_count"] = summ["cem_helps_count"]
     sec.data["verdicts"] = summ["verdicts"]
     return [sec]
