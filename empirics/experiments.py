@@ -445,11 +445,11 @@ def plot_entropy_vs_mse(summary, path) -> str:
         ax.plot(hh, np.exp(f["slope"] * hh + f["intercept"]), "k-",
                 label=f"fit: slope {f['slope']:.3g} [{f['slope_ci'][0]:.3g}, {f['slope_ci'][1]:.3g}]")
         ax.plot(hh, np.exp(2.0 / summary["d"] * hh - math.log(2 * math.pi * math.e)), "r--",
-                label=f"Thm 1 curve at relative H (slope 2/d = {2.0 / summary['d']:.3g}); not a bound: H(x) unknown")
+                label=f"Thm 1 at relative H, slope 2/d = {2.0 / summary['d']:.3g} (not a bound)")
     ax.set_yscale("log")
     ax.set_xlabel("relative H(x|z) by Thm 2 [nats]")
     ax.set_ylabel("decoder-attack MSE (held out)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
