@@ -40,8 +40,12 @@ def _plot(res, path):
                    label=f"{bn}{' (rigorous)' if b['rigorous'] else ' (estimate)'}")
     ax.axhline(res["certifiable_mse"], color="k", ls=":", label="certifiable cap")
     ax.set_yscale("log")
+    allv = [v for v in vals + [b["value"] for b in res["bounds"].values()] + [res["certifiable_mse"]]
+            if v is not None and v > 0 and v != float("inf")]
+    if allv:
+        ax.set_ylim(min(allv) / 3, max(allv) * 3)
     ax.set_ylabel("MSE per element")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
