@@ -47,3 +47,21 @@ def test_errors_and_interrupts_are_one_clear_line(monkeypatch, tmp_path, capsys,
     assert cli.main(["bench", "--out", str(tmp_path)]) == code
     err = capsys.readouterr().err
     assert text in err and "Traceback" not in err
+
+
+def test_a_failing_check_gives_exit_code_1_and_a_fail_report(monkeypatch, tmp_path, capsys):
+    from empirics.report import Section
+
+    class _Section:
+        @staticmethod
+        def run(args):
+            sec = Section("demo", "a section with one failing check")
+            sec.add("value >= bound", "instance", 1.0, 2.0, -1.0, False)
+            sec.add("value >= bound", "other", 3.0, 2.0, 1.0, True)
+            return [sec]
+    monkeypatch.setattr(cli, "_load", lambda name: _Section)
+    assert cli.main(["bench", "--out", str(tmp_path)]) == 1
+    assert "FAIL: 1/2 checks passed" in capsys.readouterr().out
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["passed"] is False
+    assert "**Overall: FAIL**" in (tmp_path / "report.md").read_text()
