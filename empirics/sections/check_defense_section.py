@@ -68,6 +68,12 @@ def run(args):
                 sec.add(f"attack MSE >= {bn}", a["name"], a["mse"], b["value"], a["mse"] - b["value"] + tol,
                         a["mse"] - b["value"] + tol >= 0, note="margin includes 3 s.e. of the measured MSE")
     sec.tables["attacks"] = [{k: v for k, v in a.items() if k != "n"} for a in res["attacks"]]
+    sec.table_notes["attacks"] = ("Held-out per-element reconstruction MSE (± s.e. over inputs) of each attack on "
+                                  "your trained encoder, seeing the noisy features exactly as deployed.")
+    sec.table_notes["bounds"] = (
+        "Lower bounds on any attacker's per-element MSE. rigorous = yes only where every assumption of the "
+        "theorem holds exactly (see the assumptions column); 'no' marks an estimate, which a real attack may "
+        "beat. certifiable_mse in results.json caps what Thms 1+2 could ever certify here.")
     sec.tables["bounds"] = [{"bound": k, "value": v["value"], "rigorous": "yes" if v["rigorous"] else "no",
                              "assumptions": v["assumptions"]} for k, v in res["bounds"].items()]
     sec.data.update({"accuracy": res["accuracy"], "conditional_entropy": res["conditional_entropy"]})
