@@ -137,10 +137,12 @@ def run_optimality(*, d: int = 16, sigmas_linear=(0.2, 0.5, 1.0), sigmas_nonline
                    attacks=("decoder", "gan", "optimization"), n_aux: int = 20000, n_test: int = 2000,
                    epochs: int = 20, pool: int = 50000, n_entropy: int = 4000, seed: int = 0,
                    device="cpu", quick: bool = False, progress: bool = False, on_record=None,
-                   num_threads: int | None = 1) -> list[OptimalityRecord]:
+                   num_threads: int | None = 1, resume=None) -> list[OptimalityRecord]:
     """Run every attack in every setting; one :class:`OptimalityRecord` per (attack, setting).
 
     ``on_record(record)`` is called as each record finishes (for incremental output).
+    ``resume``: record dicts (``OptimalityRecord.to_dict()``) of an interrupted run *with the same
+    arguments*; those (attack, setting) pairs are returned as they are instead of being re-run.
     ``num_threads``: torch CPU threads during the run (restored afterwards; the networks are small
     MLPs, for which one thread is fastest); ``None`` leaves the setting alone.
     """
@@ -148,14 +150,18 @@ def run_optimality(*, d: int = 16, sigmas_linear=(0.2, 0.5, 1.0), sigmas_nonline
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
     try:
+        done = {}
+        for r in resume or ():
+            rec = OptimalityRecord(**{k: r[k] for k in OptimalityRecord.__dataclass_fields__})
+            done[(rec.attack, rec.setting)] = rec
         return _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, pool, n_entropy, seed,
-                    device, quick, progress, on_record)
+                    device, quick, progress, on_record, done)
     finally:
         torch.set_num_threads(old)
 
 
 def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, pool, n_entropy, seed, device,
-         quick, progress, on_record):
+         quick, progress, on_record, done):
     import theory
 
     if n_aux < 10 or n_test < 10:
@@ -169,6 +175,9 @@ def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, poo
     settings = [("linear", s) for s in sigmas_linear] + [("nonlinear", s) for s in sigmas_nonlinear]
     for kind, sigma in settings:
         name = f"{kind} sigma={sigma:g}"
+        if all((a, name) in done for a in attacks):
+            records += [done[(a, name)] for a in attacks]
+            continue
         if kind == "linear":
             model, A = linear_setting(gmm, sigma, seed=seed)
         else:
@@ -196,6 +205,9 @@ def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, poo
             ess_med = float(ess.median())
         mmse, mmse_se = float(np.mean(v)), float(np.std(v, ddof=1) / math.sqrt(len(v)))
         for aname, att in _attacks(attacks, epochs, quick).items():
+            if (aname, name) in done:
+                records.append(done[(aname, name)])
+                continue
             t0 = time.perf_counter()
             att.fit(model, aux, seed=seed, device=device, progress=progress)
             xh = att.reconstruct(z_test).cpu().double()

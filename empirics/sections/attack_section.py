@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ..report import Section, append_jsonl
+from ..report import Section, append_jsonl, read_jsonl
 
 __all__ = ["add_arguments", "run", "verify_args"]
 
@@ -69,13 +69,19 @@ def _optimality(args) -> tuple[Section, list[dict]]:
                               "posterior mean on the same test pairs; an attack more than 4 paired s.e. "
                               "below it would be a bug.")
     jsonl = Path(args.out) / "optimality.jsonl"
-    if jsonl.exists():
+    cfg = {"sigmas_nonlinear": list(getattr(args, "_sigmas_nonlinear", (0.1, 0.3))),
+           "n_aux": args.n_aux or (20000 if quick else 40000), "n_test": args.n_test or (1000 if quick else 2000),
+           "epochs": args.epochs or (8 if quick else 20), "seed": args.seed, "quick": quick}
+    # resume an interrupted run: finished (attack, setting) records with the same configuration
+    # (an incompatible old file is replaced)
+    old = [r for r in read_jsonl(jsonl) if r.get("config") == cfg] if jsonl.exists() else []
+    if jsonl.exists() and not old:
         jsonl.unlink()
     recs = run_optimality(
-        sigmas_nonlinear=getattr(args, "_sigmas_nonlinear", (0.1, 0.3)), attacks=tuple(names),
-        n_aux=args.n_aux or (20000 if quick else 40000), n_test=args.n_test or (1000 if quick else 2000),
-        epochs=args.epochs or (8 if quick else 20), seed=args.seed, device=args.device, quick=quick,
-        progress=not getattr(args, "verify", False), on_record=lambda r: append_jsonl(jsonl, r.to_dict()))
+        sigmas_nonlinear=tuple(cfg["sigmas_nonlinear"]), attacks=tuple(names), n_aux=cfg["n_aux"],
+        n_test=cfg["n_test"], epochs=cfg["epochs"], seed=args.seed, device=args.device, quick=quick,
+        progress=not getattr(args, "verify", False), resume=old,
+        on_record=lambda r: append_jsonl(jsonl, {**r.to_dict(), "config": cfg}))
     rows = [r.to_dict() for r in recs]
     for r in recs:
         lo = r.bayes_mse - 4 * r.diff_stderr

@@ -163,3 +163,27 @@ def test_bad_input():
         truncate_topk(torch.rand(2, 3), 4)
     with pytest.raises(ValueError, match="adv_weight"):
         GANAttack(adv_weight=-1)
+
+
+def test_optimality_benchmark_resumes_finished_records(monkeypatch):
+    """An interrupted optimality run resumes: finished (attack, setting) pairs are not re-run."""
+    from empirics.attacks import optimality as O
+
+    kw = dict(d=4, sigmas_linear=(0.5,), sigmas_nonlinear=(), attacks=("decoder", "optimization"),
+              n_aux=200, n_test=50, epochs=1, pool=500, n_entropy=200, quick=True)
+    first = O.run_optimality(**kw)
+    fits = []
+    real = O._attacks
+
+    def counting(*a, **k):
+        atts = real(*a, **k)
+        for name, att in atts.items():
+            orig = att.fit
+            att.fit = lambda *aa, _n=name, _o=orig, **kk: (fits.append(_n), _o(*aa, **kk))[1]
+        return atts
+    monkeypatch.setattr(O, "_attacks", counting)
+    half = [first[0].to_dict()]  # as if interrupted after the first record
+    again = O.run_optimality(**kw, resume=half)
+    assert fits == ["optimization"]
+    assert again[0] == first[0] and again[1].attack == "optimization"
+    assert O.run_optimality(**kw, resume=[r.to_dict() for r in first]) == first and fits == ["optimization"]
