@@ -110,10 +110,14 @@ def test_bounds_far_apart_components_approach_huber():
 
 @given(gaussian_mixtures(dim=st.integers(1, 3), n_components=st.integers(1, 4)), seeds)
 def test_entropy_bounds_sandwich_monte_carlo(g, seed):
-    """Huber et al. 2008, Kolchinsky & Tracey 2017: elk, chernoff <= H <= kl <= huber."""
+    """Huber et al. 2008, Kolchinsky & Tracey 2017: elk, chernoff <= H <= kl <= huber, within 4 s.e.
+
+    4 s.e. (the issue's tolerance) rather than K_SE: the bounds are rarely tight against the Monte-Carlo
+    H, so the multiplicity argument of the module docstring is very conservative here — over 4000
+    examples of this strategy the largest standardised violation seen was 2.98 s.e."""
     b = theory.mixture_entropy_bounds(g)
     est = theory.mixture_entropy_mc(g, 2000, np.random.default_rng(seed))
-    tol = K_SE * est.stderr
+    tol = 4.0 * est.stderr
     assert b["elk_lower"] <= est.value + tol
     assert b["chernoff_lower"] <= est.value + tol
     assert est.value <= b["kl_upper"] + tol
