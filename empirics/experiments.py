@@ -26,7 +26,8 @@ Experiments (each writes one JSONL record per finished model and skips finished 
 * :func:`defense_table` — Table 1 analogue: each base defense with and without CEM over seeds:
   accuracy, decoder/GAN/optimization attack MSE on train and held-out data, PSNR, SSIM.
 * :func:`check_defense` — a user's encoder factory trained with a server head, attacked and
-  bounded (``invlimits check-defense``).
+  bounded (``invlimits check-defense``); its Thm 1+2 bounds are certificates (``rigorous``) only on
+  ``synthetic-mixture`` with an encoder that is affine by construction (:func:`affine_encoder_map`).
 """
 
 from __future__ import annotations
