@@ -19,6 +19,7 @@ preset         input                  encoder output (default bottleneck)
 ``mnist1d``    vectors ``(40,)``      MLP, 32 features, sigmoid
 ``digits``     images ``(1, 8, 8)``   2 convs, 8 channels × 8 × 8 = 512, sigmoid
 ``lfw``        images ``(1, 25, 25)`` 2 convs (2nd stride 2), 8 × 13 × 13, sigmoid
+``mnist``      images ``(1, 28, 28)`` as ``lfw``: 8 × 14 × 14, sigmoid (local MNIST files)
 ``vgg11_bn``   images ``(3, 32, 32)`` VGG11-BN cut after the 2nd conv block, 1×1 conv to
                                       an 8-channel bottleneck + sigmoid: 8 × 8 × 8 = 512
 ``resnet20``   images ``(3, 32, 32)`` ResNet-20 cut after four convs (stem conv, first
@@ -189,6 +190,12 @@ def _lfw(num_classes, bottleneck, input_shape, hidden, sigmoid):
     return enc, head, (1, 25, 25), True
 
 
+def _mnist(num_classes, bottleneck, input_shape, hidden, sigmoid):
+    """MNIST 28×28 (local IDX files): the ``lfw`` architecture (its head pools adaptively)."""
+    enc, head, _, unit = _lfw(num_classes, bottleneck, None, hidden, sigmoid)
+    return enc, head, (1, 28, 28), unit
+
+
 def _vgg11_bn(num_classes, bottleneck, input_shape, hidden, sigmoid):
     c = int(bottleneck) if bottleneck is not None else 8
     enc = nn.Sequential(*_conv_bn_relu(3, 64), nn.MaxPool2d(2), *_conv_bn_relu(64, 128), nn.MaxPool2d(2),
@@ -212,12 +219,12 @@ def _resnet20(num_classes, bottleneck, input_shape, hidden, sigmoid):
     return enc, head, (3, 32, 32), True
 
 
-_PRESETS = {"synthetic": _synthetic, "mnist1d": _mnist1d, "digits": _digits, "lfw": _lfw,
+_PRESETS = {"synthetic": _synthetic, "mnist1d": _mnist1d, "digits": _digits, "lfw": _lfw, "mnist": _mnist,
             "vgg11_bn": _vgg11_bn, "resnet20": _resnet20}
 
 #: per-sample input shape of each preset (``None``: given by ``input_shape=``)
 PRESET_INPUT_SHAPES = {"synthetic": None, "mnist1d": (40,), "digits": (1, 8, 8), "lfw": (1, 25, 25),
-                       "vgg11_bn": (3, 32, 32), "resnet20": (3, 32, 32)}
+                       "mnist": (1, 28, 28), "vgg11_bn": (3, 32, 32), "resnet20": (3, 32, 32)}
 
 
 def available_presets() -> list[str]:

@@ -65,3 +65,10 @@ def test_a_failing_check_gives_exit_code_1_and_a_fail_report(monkeypatch, tmp_pa
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["passed"] is False
     assert "**Overall: FAIL**" in (tmp_path / "report.md").read_text()
+
+
+def test_building_the_parser_does_not_import_torch():
+    code = ("import sys; from empirics import cli; cli.build_parser(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

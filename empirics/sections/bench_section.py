@@ -29,10 +29,16 @@ from __future__ import annotations
 import statistics
 import time
 
-import torch
-import torch.nn.functional as F
-
 from ..report import Section
+
+torch = F = None  # bound by _import_torch() when the benchmark runs: building the CLI parser stays torch-free
+
+
+def _import_torch():
+    global torch, F
+    import torch as _torch
+    import torch.nn.functional as _F
+    torch, F = _torch, _F
 
 STEPS_PER_EPOCH = 391
 N_FEATURES = 50_000
@@ -98,6 +104,7 @@ def _synthetic_features(n, d, classes, gen, dev):
 
 
 def run(args):
+    _import_torch()
     from ..defenses import CEM
     from ..device import resolve_device
     from ..models import make_model

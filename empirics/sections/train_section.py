@@ -73,9 +73,6 @@ def run(args):
     for nm in ("epochs", "batch_size"):
         if getattr(args, nm) < 1:
             raise ValueError(f"--{nm.replace('_', '-')}: expected a positive integer, got {getattr(args, nm)}")
-    if args.dataset == "mnist" and args.preset is None:
-        raise ValueError("--preset: the mnist dataset has no small preset of its own; pass one whose input "
-                         "shape is (1, 28, 28) via the library API instead")
     ds = _data(args)
     preset = args.preset or {"cifar10": "vgg11_bn"}.get(args.dataset, args.dataset)
     defenses = [parse_defense(s) for s in args.defense]
