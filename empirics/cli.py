@@ -4,11 +4,12 @@ Every subcommand takes ``--out DIR``, writes ``DIR/results.json`` (and ``DIR/rep
 prints where it wrote.  Each capability lives in one module of :mod:`empirics.sections`, which
 exposes ``add_arguments(parser)`` and ``run(args)``; ``run`` returns a list of
 :class:`empirics.report.Section` (or a ``(sections, extra)`` pair whose ``extra`` dict becomes
-top-level keys of ``results.json``).  ``invlimits verify`` runs the ``verify`` sections of every
-capability with their default arguments, so it always covers everything that exists.
+top-level keys of ``results.json``).  ``invlimits verify`` runs the sections in
+:data:`VERIFY_ORDER` — theory, reduction, attack (the optimality benchmark) and defenses (the fast
+battery with a small CEM experiment) — each adapted by its ``verify_args``.
 
-Section modules are imported only when their subcommand runs, so ``invlimits theory`` never
-imports torch.  The exit status is 0 when every check passed, 1 when a check failed, 2 on a
+Building the parser imports every section module for its ``add_arguments``; section modules import
+torch only inside the functions that run, so ``invlimits theory`` never imports torch.  The exit status is 0 when every check passed, 1 when a check failed, 2 on a
 usage error (bad input, or training that diverged) and 130 when interrupted (Ctrl-C): finished
 models and checkpoints stay in ``DIR`` and the same command resumes from them.
 """

@@ -263,8 +263,8 @@ def write_results(out: str | Path, command: str, argv: Sequence[str], sections: 
 ERRATA_MD = """\
 ## Errata and departures from the papers
 
-Each item is encoded as a test (the counterexample where a claim is false as printed) and the
-corrected mathematics is what the package implements.
+Where a claim is false as printed, a test holds the counterexample and the package implements the
+corrected mathematics; the other items are documented choices and measurements.
 
 **Hardness reduction (MixCon appendix, Thm B.10–B.11).**
 
@@ -277,8 +277,8 @@ corrected mathematics is what the package implements.
    every attack: ‖h(x)−z‖² ≥ |U(sign x)|·(1 − 3/(100B)) ≥ |U| − n_used/100 (max over Δ of
    2BΔ − 100B²Δ² = 1/100 exactly). The printed margin chain is positive only for B > 1.84·10⁵;
    with the sharper inequality, for B > 1.44·10⁴ (exact thresholds by sympy).
-3. *Constants.* B ≥ 15000 with 100B² copies per variable is 2.25·10¹⁰ copies (DESIGN.md §4
-   prints 2.25·10⁸, which is B²): never buildable. `copies` is a parameter and the compact form
+3. *Constants.* B ≥ 15000 with 100B² copies per variable is 2.25·10¹⁰ copies (the project's
+   design notes print 2.25·10⁸, which is B²): never buildable. `copies` is a parameter and the compact form
    (one copy pair weighted √copies) has the identical residual.
 4. *Lipschitz step.* ‖W₁‖ ≤ √(200B²+3B) ≤ 15B and ‖W₂‖ = √2 exactly (the proof prints ‖W⁽²⁾‖ ≤ 2
    and bounds W⁽¹⁾ under that name); the printed product 30B is about 3× the exact one.
@@ -292,14 +292,15 @@ corrected mathematics is what the package implements.
    encoder on mixture data) and H(x) is known or lower-bounded. On fitted mixtures and real data
    every Theorem 2 number is an *estimate* and is labelled `rigorous = no`.
 7. *What can be certified.* For data in [0,1]^d, H(x) ≤ 0, so Theorems 1+2 never certify a
-   per-dimension MSE above 1/(2πe) ≈ 0.0585 (`theory.certifiable_mse`, reported by every check).
+   per-dimension MSE above 1/(2πe) ≈ 0.0585 (`theory.certifiable_mse`, reported by `check-defense`).
 8. *Proof typos (harmless).* Eq. 13 / S5 writes log(2πe·ε) where ξ is meant; the step called
    "Jensen" in Eq. 11 / S3 is AM–GM on the eigenvalues; Eqs. 14–15 / S6–S7 write (2πe)^d with the
    input dimension where the dimension of z is meant (the factors cancel in Eq. 16). Theorem 1
    states no equality case: it is tight iff x|z is Gaussian with isotropic covariance whose trace
    does not depend on z.
-9. *Nonparametric entropy estimators* (Kozachenko–Leonenko, KSG) are biased in d ≥ 5; they are
-   never an input to a claimed bound.
+9. *Nonparametric entropy estimators* (Kozachenko–Leonenko, KSG) are biased in d ≥ 5, so the
+   package does not use them: every entropy is a closed form, a mixture bound or a Monte-Carlo
+   estimate of a known density, with its standard error.
 
 **CEM, Algorithm 1 (CEM paper, Eq. 5–8).**
 

@@ -114,8 +114,9 @@ print(module_path.read_text())
 # invlimits check-defense PATH/my_defense.py:conv_encoder --dataset digits --noise 0.1 --out DIR
 # ```
 #
-# which writes `results.json`, `report.md` and a figure under `DIR` (not run here; the library
-# call below returns the same fields as a dict).
+# which writes `results.json` (top-level `attacks`, `bounds`, `certifiable_mse`, `verdict`,
+# `accuracy`), `report.md` and a figure under `DIR` (not run here). The library call below returns
+# those fields and more (`conditional_entropy`, `dfil`, `seconds`) as a dict.
 
 # %%
 spec = f"{module_path}:conv_encoder"

@@ -158,13 +158,14 @@ def test_check_defense_marks_affine_encoder_on_mixture_rigorous(tmp_path, monkey
     thm = {k: b for k, b in res["bounds"].items() if k.startswith("thm1+thm2")}
     assert len(thm) == 3 and all(b["rigorous"] for b in thm.values())
     assert res["bounds"]["cramer_rao_dfil"]["rigorous"] is False
+    assert res["bounds"]["van_trees"]["rigorous"] is True  # exact Tr I_F for an affine encoder
     lin = made[0][1]
     A = lin.weight.detach().double().numpy()
     from empirics.experiments import load_dataset
     gmm = load_dataset("synthetic-mixture").meta["gmm"]
     mm = mixture_mmse_mc(gmm, A, 0.09 * np.eye(4), 4000, np.random.default_rng(3))
     d = A.shape[1]
-    for b in thm.values():
+    for b in list(thm.values()) + [res["bounds"]["van_trees"]]:
         assert b["value"] <= (mm.value + 4 * mm.stderr) / d
     for a in res["attacks"]:
         assert a["mse"] >= max(b["value"] for b in thm.values())
