@@ -9,9 +9,11 @@ top-level keys of ``results.json``).  ``invlimits verify`` runs the sections in
 battery with a small CEM experiment) — each adapted by its ``verify_args``.
 
 Building the parser imports every section module for its ``add_arguments``; section modules import
-torch only inside the functions that run, so ``invlimits theory`` never imports torch.  The exit status is 0 when every check passed, 1 when a check failed, 2 on a
-usage error (bad input, or training that diverged) and 130 when interrupted (Ctrl-C): finished
-models and checkpoints stay in ``DIR`` and the same command resumes from them.
+torch only inside the functions that run, so ``invlimits theory`` never imports torch.
+
+The exit status is 0 when every check passed, 1 when a check failed, 2 on a usage error (bad
+input, or training that diverged) and 130 when interrupted (Ctrl-C): finished models and
+checkpoints stay in ``DIR`` and the same command resumes from them.
 """
 
 from __future__ import annotations

@@ -48,8 +48,8 @@ from torch import nn
 from .report import append_jsonl, read_jsonl, write_json_atomic
 
 __all__ = ["conditional_entropy", "fisher_information", "fit_log_linear", "spearman",
-           "entropy_vs_mse", "synthetic_bounds", "plot_synthetic_bounds", "defense_table", "summarise_defense_table",
-           "check_defense", "load_factory", "affine_encoder_map", "DATASETS", "load_dataset"]
+           "entropy_vs_mse", "synthetic_bounds", "plot_synthetic_bounds", "defense_table",
+           "summarise_defense_table", "check_defense", "load_factory", "affine_encoder_map", "DATASETS", "load_dataset"]
 
 
 # ----------------------------------------------------------------------------- data
@@ -137,6 +137,16 @@ def affine_encoder_map(model, x, *, rtol: float = 1e-4):
     if float((pred - got).abs().max()) > rtol * scale:
         return None
     return A.numpy(), c.numpy()
+
+
+def _pushforward(gmm, A, c=0.0):
+    """(weights, means, covs) of ẑ = A x + c for x ~ gmm: the mixture Σ wᵢ N(Aμᵢ + c, AΣᵢAᵀ).
+
+    Unlike ``GaussianMixture.linear_transform`` the covariances may be singular (more features than
+    inputs): Theorem 2 only needs them with the noise added.
+    """
+    covs = np.einsum("ij,kjl,ml->kim", A, np.asarray(gmm.covs), A)
+    return np.asarray(gmm.weights), np.asarray(gmm.means) @ A.T + c, 0.5 * (covs + covs.transpose(0, 2, 1))
 
 
 def noise_variance(model, d: int) -> np.ndarray | None:
@@ -357,20 +367,7 @@ def _subset(ds, n):
     return ArrayDataset(ds.x[:n], ds.y[:n], name=getattr(ds, "name", "data"))
 
 
-def _repair_jsonl(path):
-    """Drop a torn last line left by an interrupted write, so that appends start on a fresh line."""
-    path = Path(path)
-    if not path.exists():
-        return
-    text = path.read_text()
-    if text and not text.endswith("\n"):
-        recs = read_jsonl(path)
-        import json
-        path.write_text("".join(json.dumps(r) + "\n" for r in recs))
-
-
 def _done(path, key_fields):
-    _repair_jsonl(path)
     return {tuple(r.get(k) if not isinstance(r.get(k), list) else tuple(r.get(k)) for k in key_fields)
             for r in read_jsonl(path)}
 
@@ -501,10 +498,7 @@ def synthetic_bounds(out, *, sigmas: Sequence[float] = (0.1, 0.3, 1.0), d: int =
               seed=seed, device=device, progress=False)
         acc = evaluate(model, split.test, device=device)["accuracy"]
         A = enc.weight.detach().double().cpu().numpy()
-        w = np.asarray(gmm.weights)
-        means = np.asarray(gmm.means) @ A.T
-        covs = np.einsum("ij,kjl,ml->kim", A, np.asarray(gmm.covs), A)
-        covs = 0.5 * (covs + covs.transpose(0, 2, 1))
+        w, means, covs = _pushforward(gmm, A)
         P = s ** 2 * np.eye(k_feat)
         ub = tb.mutual_information_upper_bounds(w, means, covs, P)
         bounds = {}
@@ -540,7 +534,6 @@ def synthetic_margin_rows(summary) -> list[dict]:
     return rows
 
 
-
 def plot_synthetic_bounds(summary, path) -> str:
     """Known mixture, linear encoder: attack MSEs and the exact MMSE (± 2 s.e.) against σ, with the
     rigorous Thm 1 + Thm 2 (huber / kl / maxent) bounds below them."""
@@ -571,6 +564,7 @@ def plot_synthetic_bounds(summary, path) -> str:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return str(path)
+
 
 # ----------------------------------------------------------------------------- Table 1 analogue
 
@@ -787,20 +781,16 @@ def check_defense(encoder, *, dataset: str = "digits", noise: float = 0.1, out=N
         h_note = f"H(x) = {hx.value:.4f} ± {hx.stderr:.4f} (Monte Carlo; lower 3-s.e. limit used)"
         affine = affine_encoder_map(model, split.test.x[:256])
     if affine is not None:
-        # ẑ = A x + c with x ~ Σ wᵢ N(μᵢ, Σᵢ) is exactly the mixture Σ wᵢ N(Aμᵢ + c, AΣᵢAᵀ)
-        gmm = split.meta["gmm"]
+        # ẑ = A x + c is exactly the data mixture pushed through the encoder
         A, c = affine
-        zw = np.asarray(gmm.weights)
-        zmeans = np.asarray(gmm.means) @ A.T + c
-        zcovs = np.einsum("ij,kjl,ml->kim", A, np.asarray(gmm.covs), A)
-        zcovs = 0.5 * (zcovs + zcovs.transpose(0, 2, 1))
-        nv = noise_variance(model, A.shape[0])
-        ub = tb.mutual_information_upper_bounds(zw, zmeans, zcovs, np.diag(nv))
+        ub = tb.mutual_information_upper_bounds(*_pushforward(split.meta["gmm"], A, c),
+                                                np.diag(noise_variance(model, A.shape[0])))
         for m in ("huber", "kl", "maxent"):
             bounds[f"thm1+thm2_{m}"] = {
                 "value": tb.mse_lower_bound(h_x - ub[m], d), "rigorous": True,
-                "assumptions": f"Thm 1 with H(x|z) >= H(x) - U_{m}; the encoder is affine by construction (and checked on "
-                               f"held-out inputs), so ẑ is exactly the data mixture pushed through it; {h_note}"}
+                "assumptions": f"Thm 1 with H(x|z) >= H(x) - U_{m}; the encoder is affine by construction (and "
+                               f"checked on held-out inputs), so ẑ is exactly the data mixture pushed through it; "
+                               f"{h_note}"}
         ce = {"h_x": h_x, "d_features": int(A.shape[0]), "rigorous": True,
               **{m: float(h_x - ub[m]) for m in ("huber", "kl", "maxent")}}
     else:
@@ -820,40 +810,41 @@ def check_defense(encoder, *, dataset: str = "digits", noise: float = 0.1, out=N
         tj = mixture_prior_fisher_mc(split.meta["gmm"], 20000, np.random.default_rng([seed, 11]))
         tj_up = float(tj.value + 3 * tj.stderr)
         if affine is not None:
-            tr_if, how = float((affine[0] ** 2).sum()) / noise ** 2, "Tr E[I_F] = ‖A‖²_F/σ² exactly (affine encoder)"
+            tr_if = float((affine[0] ** 2).sum()) / noise ** 2
+            how = "Tr E[I_F] = ‖A‖²_F/σ² exactly (affine encoder)"
         else:
             tr_if, how = d * fi["dfil"], "Tr E[I_F] by Hutchinson (an estimate)"
         bounds["van_trees"] = {
             "value": d / (tr_if + tj_up), "rigorous": affine is not None,
             "assumptions": f"any attacker: MSE/d >= d / (Tr E[I_F] + Tr J_prior); {how}; Tr J_prior = "
                            f"{tj.value:.4g} ± {tj.stderr:.2g} (Monte Carlo; upper 3-s.e. limit used)"}
-    # certifiable cap from the fitted mixture (whitened coordinates)
-    from . import data as D
-    from .defenses.cem import fit_class_mixture
-    z = _encode_all(model, D.as_dataset(split.train).x[:5000])
-    fit = fit_class_mixture(z / noise, split.train.y[:5000], num_classes=split.num_classes,
-                            k_per_class=min(k_per_class, 3))
-    w = fit.weights.numpy() / fit.weights.numpy().sum()
-    hmax = h_x_up  # the cap needs an upper bound on H(x): 0 on [0,1]^d, the upper 3-s.e. limit on mixtures
-    if affine is not None:
+    # certifiable cap: needs an upper bound on H(x) (0 on [0,1]^d, the upper 3-s.e. limit on mixtures)
+    if affine is not None:  # the exact mixture's bounds are already at hand
         cap = tb.mse_lower_bound(h_x_up - ub["best"], d)
-    elif z.shape[1] <= 64:
-        cap = tb.certifiable_mse(w, fit.means.numpy(), fit.covs.numpy(), np.eye(z.shape[1]), d, h_x_upper=hmax)
-    else:  # same quantity (tested equal), without theory's all-pairs d×d arrays
-        ub = mutual_information_upper_bounds_whitened(w, fit.means.numpy(), fit.covs.numpy())
-        cap = tb.mse_lower_bound(hmax - ub["best"], d)
+    else:  # from a class mixture fitted to the features (whitened coordinates)
+        from . import data as D
+        from .defenses.cem import fit_class_mixture
+        z = _encode_all(model, D.as_dataset(split.train).x[:5000])
+        fit = fit_class_mixture(z / noise, split.train.y[:5000], num_classes=split.num_classes,
+                                k_per_class=min(k_per_class, 3))
+        w = fit.weights.numpy() / fit.weights.numpy().sum()
+        if z.shape[1] <= 64:
+            cap = tb.certifiable_mse(w, fit.means.numpy(), fit.covs.numpy(), np.eye(z.shape[1]), d,
+                                     h_x_upper=h_x_up)
+        else:  # same quantity (tested equal), without theory's all-pairs d×d arrays
+            ub = mutual_information_upper_bounds_whitened(w, fit.means.numpy(), fit.covs.numpy())
+            cap = tb.mse_lower_bound(h_x_up - ub["best"], d)
     best = min(att_rows, key=lambda r: r["mse"])
     thm = max(bounds[f"thm1+thm2_{m}"]["value"] for m in ("huber", "kl", "maxent"))
+    verdict = f"Best attack ({best['name']}) reaches MSE {best['mse']:.4g} per element at accuracy {acc:.3f}; "
     if affine is not None:
-        verdict = (f"Best attack ({best['name']}) reaches MSE {best['mse']:.4g} per element at accuracy {acc:.3f}; "
-                   f"the encoder is affine on a known mixture, so Theorems 1+2 certify at least {thm:.3g} "
-                   f"for any attacker (up to the 3-s.e. Monte-Carlo limit of H(x)); ")
+        verdict += (f"the encoder is affine on a known mixture, so Theorems 1+2 certify at least {thm:.3g} "
+                    f"for any attacker (up to the 3-s.e. Monte-Carlo limit of H(x)); ")
         verdict += ("every measured attack respects it." if best["mse"] >= thm else
                     "an attack went BELOW the certified bound — this is a bug; please report it.")
     else:
-        verdict = (f"Best attack ({best['name']}) reaches MSE {best['mse']:.4g} per element at accuracy {acc:.3f}; "
-                   f"Theorems 1+2 estimate at least {thm:.3g} (relative, not certified) and can certify at most "
-                   f"{cap:.3g}; ")
+        verdict += (f"Theorems 1+2 estimate at least {thm:.3g} (relative, not certified) and can certify at most "
+                    f"{cap:.3g}; ")
         verdict += ("the measured attacks are above the estimated bound." if best["mse"] >= thm else
                     "an attack went BELOW the estimated bound — the bound's assumptions (mixture fit, H(x)) fail "
                     "here.")

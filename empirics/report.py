@@ -160,9 +160,18 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
 
 
 def append_jsonl(path: str | Path, record: Mapping[str, Any]) -> None:
-    """Append one JSON record (one finished run) to a JSONL file, flushed to disk."""
+    """Append one JSON record (one finished run) to a JSONL file, flushed to disk.
+
+    A torn last line left by an interrupted write is cut off first, so the new record starts on a
+    fresh line (and :func:`read_jsonl` sees it).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.stat().st_size:
+        with open(path, "r+b") as fh:
+            data = fh.read()
+            if not data.endswith(b"\n"):
+                fh.truncate(data.rfind(b"\n") + 1)
     with open(path, "a") as fh:
         fh.write(json.dumps(jsonable(dict(record))) + "\n")
         fh.flush()
@@ -278,8 +287,8 @@ corrected mathematics; the other items are documented choices and measurements.
    2BΔ − 100B²Δ² = 1/100 exactly). The printed margin chain is positive only for B > 1.84·10⁵;
    with the sharper inequality, for B > 1.44·10⁴ (exact thresholds by sympy).
 3. *Constants.* B ≥ 15000 with 100B² copies per variable is 2.25·10¹⁰ copies (the project's
-   design notes print 2.25·10⁸, which is B²): never buildable. `copies` is a parameter and the compact form
-   (one copy pair weighted √copies) has the identical residual.
+   design notes print 2.25·10⁸, which is B²): never buildable. `copies` is a parameter and the
+   compact form (one copy pair weighted √copies) has the identical residual.
 4. *Lipschitz step.* ‖W₁‖ ≤ √(200B²+3B) ≤ 15B and ‖W₂‖ = √2 exactly (the proof prints ‖W⁽²⁾‖ ≤ 2
    and bounds W⁽¹⁾ under that name); the printed product 30B is about 3× the exact one.
 

@@ -72,3 +72,16 @@ def test_building_the_parser_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_append_jsonl_cuts_a_torn_tail_before_appending(tmp_path):
+    from empirics.report import append_jsonl, read_jsonl
+
+    path = tmp_path / "runs.jsonl"
+    append_jsonl(path, {"a": 1})
+    with open(path, "a") as fh:
+        fh.write('{"a": 2, "b"')  # an interrupted write
+    assert read_jsonl(path) == [{"a": 1}]
+    append_jsonl(path, {"a": 3})
+    assert read_jsonl(path) == [{"a": 1}, {"a": 3}]
+    assert path.read_text().endswith('{"a": 3}\n')

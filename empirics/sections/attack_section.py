@@ -1,9 +1,10 @@
 """Inversion attacks: optimality against the exact MMSE, and attacks on a real dataset.
 
-``--benchmark optimality`` (the default when no ``--dataset`` is given): synthetic Gaussian mixtures (d = 16) through linear-
-Gaussian encoders (three noise levels; exact MMSE from the closed-form mixture posterior, with
-Thm 1's bound beside it) and small nonlinear encoders with Gaussian noise (MMSE by self-
-normalised importance sampling ± s.e.); every attack's MSE, its ratio to the MMSE, and checks:
+``--benchmark optimality`` (the default when no ``--dataset`` is given): synthetic Gaussian
+mixtures (d = 16) through linear-Gaussian encoders (three noise levels; exact MMSE from the
+closed-form mixture posterior, with Thm 1's bound beside it) and small nonlinear encoders with
+Gaussian noise (MMSE by self-normalised importance sampling ± s.e.); every attack's MSE, its ratio
+to the MMSE, and checks:
 decoder ≤ 1.05 × MMSE in the linear settings; no attack more than 4 paired s.e. below the error of
 the exact (SNIS) posterior mean on the same test pairs; Thm 1's bound ≤ MMSE.  Finished records of
 an interrupted run with the same settings are reused (``optimality.jsonl``).

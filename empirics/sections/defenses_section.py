@@ -6,8 +6,8 @@ mixtures; (2) the low-rank per-batch route of CEM equals the dense (fresh-Choles
 (3) on a known Gaussian mixture with a linear encoder (ẑ exactly a mixture, so Thm 2 holds), no
 measured attack MSE, and not the exact MMSE, falls below a bound marked rigorous (Thm 1 + Thm 2
 and its kl / maxent variants, with a Monte-Carlo lower limit of H(x)); (4) a small CEM experiment
-on digits: noise σ = 0.1 alone and with CEM (λ = 0.01, 0.05; ``--quick``: 0.01 only, 4 epochs) — CEM must
-raise the Theorem-2 estimate of H(x|z) it maximises; accuracy and held-out decoder-attack MSE are
+on digits: noise σ = 0.1 alone and with CEM (λ = 0.01, 0.05; ``--quick``: 0.01 only, 4 epochs) —
+CEM must raise the Theorem-2 estimate of H(x|z) it maximises; accuracy and held-out decoder-attack MSE are
 tabulated beside it (the attack MSE is reported, not asserted: see the defense table for seeds).
 
 ``--experiment entropy-vs-mse`` (Fig. 3 analogue on digits), ``--experiment defense-table``
@@ -59,7 +59,7 @@ def _verify(args):
     import torch
     import theory.bounds as tb
     from ..defenses import CEM, cem_objective, make_defense
-    from ..experiments import synthetic_bounds, synthetic_margin_rows
+    from ..experiments import entropy_vs_mse, plot_synthetic_bounds, synthetic_bounds, synthetic_margin_rows
 
     sec = Section("defenses", "Defenses and CEM (objective, fast route, rigorous bounds vs attacks)",
                   description=__doc__.split("\n\n")[1])
@@ -113,11 +113,9 @@ def _verify(args):
     sec.tables["synthetic mixture: bounds vs exact MMSE and attacks"] = [
         {**r, "rigorous": "yes" if r["rigorous"] else "no"} for r in rows]
     sec.table_notes["synthetic mixture: bounds vs exact MMSE and attacks"] = SYNTHETIC_NOTE
-    from ..experiments import plot_synthetic_bounds
     sec.figures.append(plot_synthetic_bounds(summ, Path(args.out) / "synthetic_bounds.png"))
 
     # a small CEM experiment on digits: CEM raises the H(x|z) estimate it maximises
-    from ..experiments import entropy_vs_mse
     lams = (0.0, 0.01) if quick else (0.0, 0.01, 0.05)
     summ = entropy_vs_mse(Path(args.out) / ("cem-digits-quick" if quick else "cem-digits"), dataset="digits",
                           sigmas=(0.1,), lams=lams, seed=args.seed, epochs=4 if quick else 10,

@@ -92,14 +92,6 @@ def test_import_failure_inside_user_module(tmp_path, monkeypatch):
         load_factory("broken_enc:f")
 
 
-LINEAR = '''
-import torch.nn as nn
-
-def linear_encoder():
-    return nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
-'''
-
-
 def test_affine_encoder_map_detects_affine_and_rejects_relu():
     import torch
     from torch import nn
@@ -134,32 +126,25 @@ def test_affine_encoder_map_detects_affine_and_rejects_relu():
     assert affine_encoder_map(SplitModel(Hidden(), nn.Linear(3, 2), input_shape=(5,)), x) is None
 
 
-def test_check_defense_marks_affine_encoder_on_mixture_rigorous(tmp_path, monkeypatch):
+def test_check_defense_marks_affine_encoder_on_mixture_rigorous(tmp_path):
     """Affine encoder on a known mixture: ẑ is exactly a mixture, so the bounds are certificates —
     below the exact MMSE of that very encoder and below every attack."""
     import numpy as np
+    import torch
+    from torch import nn
 
     from empirics.experiments import check_defense
     from theory.mixture import mixture_mmse_mc
 
-    (tmp_path / "lin_enc.py").write_text(LINEAR)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("lin_enc", None)
-    import lin_enc
-
-    made = []
-
-    def factory():
-        made.append(lin_enc.linear_encoder())
-        return made[-1]
-
-    res = check_defense(factory, dataset="synthetic-mixture", noise=0.3, epochs=2, attack_epochs=5,
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+    res = check_defense(enc, dataset="synthetic-mixture", noise=0.3, epochs=2, attack_epochs=5,
                         opt_steps=50, fisher_samples=32, out=tmp_path)
     thm = {k: b for k, b in res["bounds"].items() if k.startswith("thm1+thm2")}
     assert len(thm) == 3 and all(b["rigorous"] for b in thm.values())
     assert res["bounds"]["cramer_rao_dfil"]["rigorous"] is False
     assert res["bounds"]["van_trees"]["rigorous"] is True  # exact Tr I_F for an affine encoder
-    lin = made[0][1]
+    lin = enc[1]
     A = lin.weight.detach().double().numpy()
     from empirics.experiments import load_dataset
     gmm = load_dataset("synthetic-mixture").meta["gmm"]
