@@ -1,4 +1,5 @@
-"""Conditional entropy maximization (CEM): Algorithm 1 of Xia et al. (CVPR 2025), faithfully.
+"""Conditional entropy maximization (CEM): Algorithm 1 of Xia et al. (CVPR 2025), with the
+departures listed below, and — separately — the recipe of the authors' released code.
 
 The CEM paper (*Theoretical Insights in Model Inversion Robustness and Conditional Entropy
 Maximization for Collaborative Inference Systems*) bounds the conditional entropy of the input
@@ -9,31 +10,42 @@ given the sent features ``z = ẑ + ε`` (ε ~ N(0, Σp)) by Theorem 2 (Eq. 3)::
 where ``Σᵢ πᵢ N(μᵢ, Σᵢ)`` is a Gaussian-mixture model of the deterministic features ``ẑ``.
 Algorithm 1 maximizes this bound during training:
 
-* line 5 — once per epoch, estimate the mixture of the features of the whole training set;
-* lines 9–12 — per batch, assign each feature vector to the nearest component mean and update
-  the weights by Eq. 5, ``πⱼ ← (πⱼ (N − N_batch) + nⱼ) / N``, and the covariances by Eq. 6,
-  ``Σⱼ ← (1 − nⱼ/(πⱼN)) Σⱼ + nⱼ/(πⱼN) ΔΣⱼ`` (πⱼ already updated);
+* lines 4–5 — once per epoch, collect the *noisy* features ``z = F_e(x) + ε`` of the whole
+  training set and fit a k-component mixture ``Σ πⱼ N(μⱼ, Σⱼ + Σp)`` to them (GMM);
+* lines 9–12 — per batch, assign each feature vector to the nearest component mean (among all
+  k components) and update the weights by Eq. 5, ``πⱼ ← (πⱼ (N − N_batch) + nⱼ) / N``, and the
+  covariances by Eq. 6, ``Σⱼ ← (1 − nⱼ/(πⱼN)) Σⱼ + nⱼ/(πⱼN) ΔΣⱼ`` (πⱼ already updated);
 * line 14 — the loss L_C of Eq. 7 (= the subtracted sum of Eq. 3), with Σp the covariance of
   the noise actually added by the composed ``noise`` defense;
 * line 15 — minimise L_D + λ·L_C (Eq. 8), L_D being the loss of the defense CEM is plugged into.
 
-Choices the paper leaves open (documented here, tested in ``tests/empirics/test_defenses_cem.py``):
+``objective="paper"`` (default) implements Eq. 5–8.  It departs from Algorithm 1 in three ways
+(each a departure, not a reading of the text):
 
-1. The mixture models the *noise-free* encoder output ẑ (Thm 2's Σᵢ); fitting the noisy z and
-   subtracting Σp can leave an indefinite matrix.  Components are estimated per class
-   (``k_per_class`` components for each label, default 3 — the paper's k = 3n), by EM warm
-   started from the previous epoch's fit; a point is assigned (Alg. 1 line 9) to the nearest mean
-   among the components of its own class.
-2. ΔΣⱼ is the second moment of the newly assigned vectors about the component mean μⱼ (about
+(a) *Noise-free features.*  Lines 4–5 fit the noisy z; we fit the noise-free encoder output ẑ and
+    use its covariances as Thm 2's Σⱼ directly (fitting z and subtracting Σp can leave an
+    indefinite matrix).
+(b) *Assignment within the point's own class.*  Components are estimated per class
+    (``k_per_class`` for each label, default 3 — the paper's k = 3n) and a point is assigned to
+    the nearest mean among the components of its own class; line 9 has no such restriction.
+    (The released code restricts assignment to the own class in the same way.)
+(c) *No per-epoch GMM fit.*  Line 5 fits a mixture each epoch; we run ``em_iters`` EM iterations
+    (default 1) warm-started from the previous epoch's fit (``em_iters_cold`` = 25 iterations from
+    a deterministic start in the first epoch, or with ``warm_start=False``).  After the first
+    epoch the estimate is therefore one EM step from the last one, not a converged fit.
+
+Choices the paper leaves open (tested in ``tests/empirics/test_defenses_cem.py``):
+
+1. ΔΣⱼ is the second moment of the newly assigned vectors about the component mean μⱼ (about
    the batch mean it would be singular for the typical nⱼ ≈ 4 points per component per batch).
    The gradient of L_C reaches the encoder through ΔΣⱼ only; the stored Σⱼ, πⱼ are constants
    (the running estimate), as in Algorithm 1.
-3. Everything is computed in coordinates whitened by the noise, ``z̃ = Σp^{-1/2} z``, where
+2. Everything is computed in coordinates whitened by the noise, ``z̃ = Σp^{-1/2} z``, where
    ``|Σ+Σp|/|Σp| = |Σ̃ + I|``.  Regularisation is explicit: mixture covariances get
    ``reg_covar · (mean feature variance)`` added to the diagonal (EM, as scikit-learn does);
    when no noise defense is composed, Σp is taken as ``min_noise_var · I`` with a warning
    (without noise I(z; ẑ) is infinite and Thm 2 says nothing).
-4. Two equivalent routes for the per-batch log-determinants: ``method="dense"`` (a fresh
+3. Two equivalent routes for the per-batch log-determinants: ``method="dense"`` (a fresh
    Cholesky of every updated d×d matrix each step — the naive route) and ``method="lowrank"``
    (default): each Σ̃ⱼ is kept as ``Q (c Λ + P Pᵀ) Qᵀ`` with an eigenbasis Q refreshed when the
    accumulated rank of P exceeds ``refresh_rank``; Eq. 6's change has rank ≤ nⱼ, so by the matrix
@@ -41,11 +53,51 @@ Choices the paper leaves open (documented here, tested in ``tests/empirics/test_
    ``W = [√(1−α) P, QᵀU]`` — an (r+nⱼ)×(r+nⱼ) determinant instead of d×d.  The two agree to
    rounding (tested in float64).
 
-``objective="code"`` reproduces, for comparison only, the recipe of the paper's released code as
-the project's DESIGN notes (§4 item 5) describe it — no mixture and no log-determinant: per-class
-k-means centroids, one scalar variance vⱼ per cluster (mean squared distance of the batch's
-assigned vectors to their centroid, per dimension), loss ``Σⱼ (nⱼ/N_batch) log(ReLU(vⱼ −
-0.125σ²) + 0.01)`` and λ rescaled by ``0.001/lr``.  It is never mixed with the paper objective.
+``objective="code"`` reproduces, for comparison only and never mixed with the paper objective,
+the recipe of the released code (github.com/xiasong0501/CEM, read at commit 5ddd1fd): the trainer
+its scripts run, ``model_training_paral_pruning.MIA_train`` (built by ``main_MIA.py`` and
+``main_test_MIA.py``; functions ``__call__``, ``kmeans_cuda``, ``compute_class_means``,
+``train_target_step``) — not ``model_training.py``.  It computes no mixture and no
+log-determinant (:func:`code_objective`, :func:`fit_class_kmeans`):
+
+* *Per-class k-means* on the noise-free features (raw coordinates, flattened) with
+  ``clusters_per_class`` clusters (released: 5 when the architecture name contains "sgm", as in
+  its ``run_exp.sh`` with ``vgg11_bn_sgm``; 15 otherwise), at most ``kmeans_iters`` = 50 Lloyd
+  iterations, warm-started from the previous fit.  The released code refits at the *end* of each
+  epoch, on a fresh eval-mode pass of the encoder, for use in the next epoch; there is no CEM
+  loss in epoch 1.  We refit in the next epoch's ``on_epoch_start`` (the hook the loop offers):
+  with ``feature_source="recompute"`` that pass sees the encoder exactly as the previous epoch
+  left it; the first ``on_epoch_start`` fits nothing and epoch 1 has no CEM loss.
+* *Epoch statistics per cluster j of class c*: weight wⱼ = nⱼ/N_c (cluster size over class size
+  in the epoch pass) and variance Vⱼ = mean over the cluster's points and dimensions of
+  (ẑ − μⱼ)².
+* *Per batch*, each point goes to the nearest centroid of its own class; for each class present
+  and each cluster present in the batch, the batch variance vᵦ (same mean of squares over the
+  cluster's batch points) is blended with the epoch variance:
+  ``v = β vᵦ + (1 − β) Vⱼ`` with ``β = scaling_lambda · n_bⱼ / (wⱼ · C)`` (C = N/num_classes,
+  the nominal class size; ``scaling_lambda`` = 10), and ``β = 0.99`` when that ratio is ≥ 1
+  (the released test is ``if β >= 1: β = 0.99``, so a ratio in (0.99, 1) is kept as it is).
+* *The term* ``wⱼ · ReLU(log(v + γ) − log(t σ² + γ))`` with γ = ``gamma`` = 0.01, t =
+  ``var_threshold`` (released default 0.1; its ``run_exp.sh`` passes 0.125) and σ² the noise
+  variance (the mean over dimensions when the composed noise is not isotropic) — zero below the
+  threshold.  Summed over the clusters present, summed over the classes present and divided by
+  the number of classes present.
+* *The scale*: λ·0.001/lr with lr the optimizer's current (scheduled) learning rate, and plain
+  λ once lr < 0.00041 (the released code applies it to the encoder's gradient, which is the same
+  thing: the term depends on the encoder only).  Without an attached optimizer: plain λ.
+* ``released_indexing=True`` reproduces the released code's indexing, a bug, off by default:
+  for the m-th class present in the batch, the weights and epoch variances are those of the
+  class of the m-th row of the label-sorted batch (usually the batch's lowest class), and the
+  per-cluster lists are compacted over non-empty clusters (weights over clusters with ≥ 2
+  points) and padded (the last variance; weight 0.01), so they shift when a cluster is empty.
+
+Departures of ``objective="code"`` from the released trainer: the first k-means starts from a
+deterministic split (released: k-means++ from the global RNG); the epoch pass covers the training
+set once in order (released: ``num_batches`` full batches drawn from the training iterator); the
+nominal class size is N/num_classes (released: ⌈N/B⌉·B/num_classes); the released branch for
+fine-tuning from a checkpoint (plain λ at every lr) and its 16×16 pooling switch (off in the
+released runs) are not reproduced; a class seen with ≤ ``clusters_per_class`` points and no
+previous fit raises ``ValueError`` (released: NaN centroids).
 """
 
 from __future__ import annotations
@@ -58,7 +110,8 @@ import torch
 
 from .base import Defense, EpochContext, Step, register
 
-__all__ = ["cem_objective", "GaussianMixtureFit", "fit_class_mixture", "CEM", "noise_variance_of"]
+__all__ = ["cem_objective", "GaussianMixtureFit", "fit_class_mixture", "CEM", "noise_variance_of",
+           "KMeansFit", "fit_class_kmeans", "code_objective", "code_lambda"]
 
 
 # ----------------------------------------------------------------------------- the objective
@@ -330,6 +383,247 @@ def fit_class_mixture(z: torch.Tensor, y: torch.Tensor, *, num_classes: int, k_p
     return GaussianMixtureFit(torch.cat(W), torch.cat(M), torch.cat(C), torch.cat(Lb), iters)
 
 
+# ----------------------------------------------------------------------------- released-code recipe
+
+#: the released code's learning-rate rule: λ·LR_REF/lr while lr ≥ LR_SWITCH, plain λ below
+LR_REF = 0.001
+LR_SWITCH = 0.00041
+#: the released blend weight is capped by setting it to this value when the ratio reaches 1
+BLEND_CAP = 0.99
+
+
+class KMeansFit:
+    """Per-class k-means of the features: the epoch statistics of the released-code recipe.
+
+    Attributes (C classes, K clusters per class, d feature dimensions):
+    ``centroids (C, K, d)``; ``counts (C, K)`` points per cluster in the epoch pass;
+    ``variances (C, K)`` mean over a cluster's points and dimensions of (ẑ − μⱼ)² (0 when empty);
+    ``present (C,)`` whether the class had points; ``class_size`` = N/C, the nominal class size
+    of the blend weight; ``n_iter`` the most Lloyd iterations any class ran.
+    """
+
+    def __init__(self, centroids, counts, variances, present, class_size, n_iter=0):
+        self.centroids, self.counts, self.variances = centroids, counts, variances
+        self.present, self.class_size, self.n_iter = present, float(class_size), n_iter
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """wⱼ = nⱼ / N_c per class (rows of absent classes are 0)."""
+        tot = self.counts.sum(1, keepdim=True)
+        return self.counts.to(self.variances.dtype) / tot.clamp_min(1).to(self.variances.dtype)
+
+    def released_tables(self, c: int):
+        """(weights, variances) of class ``c`` as the released ``kmeans_cuda`` returns them:
+        variances listed over the non-empty clusters and padded with the last one, weights
+        listed over the clusters with ≥ 2 points and padded with 0.01 — so entry j belongs to
+        cluster j only when no cluster is empty (or, for weights, a singleton)."""
+        n, v = self.counts[c], self.variances[c]
+        k = n.shape[0]
+        nc = float(n.sum())
+        var = [v[j] for j in range(k) if int(n[j]) > 0]
+        w = [float(n[j]) / nc for j in range(k) if int(n[j]) > 1]
+        var = var + [var[-1]] * (k - len(var))
+        w = w + [0.01] * (k - len(w))
+        return torch.tensor(w, dtype=v.dtype, device=v.device), torch.stack(var)
+
+    def to_state(self) -> dict:
+        return {"centroids": self.centroids, "counts": self.counts, "variances": self.variances,
+                "present": self.present, "class_size": self.class_size, "n_iter": int(self.n_iter)}
+
+    @classmethod
+    def from_state(cls, st: dict) -> "KMeansFit":
+        return cls(st["centroids"], st["counts"], st["variances"], st["present"], st["class_size"],
+                   st.get("n_iter", 0))
+
+
+def _lloyd(x, m, n_iter):
+    """Lloyd iterations from the centroids ``m``: at most ``n_iter`` centroid updates, stopping
+    when the assignment no longer changes; an empty cluster keeps its centroid.  Returns
+    ``(m, a, updates)`` with ``m`` the means of the clusters of ``a`` (as the released loop)."""
+    m = m.clone()
+    a = torch.cdist(x, m).argmin(1)
+    it = 0
+    for it in range(1, n_iter + 1):
+        for j in torch.unique(a).tolist():
+            m[j] = x[a == j].mean(0)
+        new = torch.cdist(x, m).argmin(1)
+        if it == n_iter or torch.equal(new, a):
+            break
+        a = new
+    return m, a, it
+
+
+def fit_class_kmeans(z: torch.Tensor, y: torch.Tensor, *, num_classes: int, clusters_per_class: int = 5,
+                     n_iter: int = 50, warm_start: KMeansFit | None = None) -> KMeansFit:
+    """Per-class k-means of the features, as the released CEM trainer fits it each epoch.
+
+    Released code: ``model_training_paral_pruning.MIA_train.kmeans_cuda`` (called from
+    ``__call__`` after each epoch with ``num_iterations=50``, warm-started from the previous
+    epoch's centroids).  For each class c with N_c points: Lloyd iterations (at most ``n_iter``;
+    stop when the assignment is unchanged; an empty cluster keeps its centroid), then per
+    cluster the count nⱼ, the weight nⱼ/N_c and the scalar variance
+    Vⱼ = mean_{i∈j, dims}(zᵢ − μⱼ)².  A class with ≤ ``clusters_per_class`` points keeps the
+    previous fit (as released) or, without one, raises ``ValueError``.
+
+    Parameters
+    ----------
+    z : tensor (N, ...)
+        Noise-free features (flattened to (N, d)).
+    y : tensor (N,) of int
+        Labels in ``[0, num_classes)``.
+    clusters_per_class : int
+        K (released: 5 for "sgm" architectures, 15 otherwise).
+    n_iter : int
+        Maximum Lloyd iterations (released: 50).
+    warm_start : KMeansFit, optional
+        Previous fit; its centroids start the iterations.  Without it the start is deterministic
+        (quantile groups along the first principal direction; released: k-means++).
+
+    Returns
+    -------
+    KMeansFit
+        With ``class_size = N / num_classes``.
+
+    Examples
+    --------
+    Two tight groups in one class: centroids at the group means, weights 2/5 and 3/5, variance
+    mean((±0.1)²) = 0.01 in each.
+
+    >>> import torch
+    >>> z = torch.tensor([[0.9], [1.1], [4.9], [5.1], [5.0]], dtype=torch.float64)
+    >>> fit = fit_class_kmeans(z, torch.zeros(5, dtype=torch.long), num_classes=1, clusters_per_class=2)
+    >>> fit.centroids[0, :, 0].tolist(), fit.weights[0].tolist()
+    ([1.0, 5.0], [0.4, 0.6])
+    >>> [round(v, 12) for v in fit.variances[0].tolist()]
+    [0.01, 0.006666666667]
+    """
+    if not isinstance(clusters_per_class, int) or isinstance(clusters_per_class, bool) or clusters_per_class < 1:
+        raise ValueError(f"clusters_per_class: expected a positive integer, got {clusters_per_class!r}")
+    if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 1:
+        raise ValueError(f"n_iter: expected a positive integer, got {n_iter!r}")
+    z = _flat(z)
+    if y.ndim != 1 or z.shape[0] != y.shape[0]:
+        raise ValueError(f"z, y: expected N feature rows and N labels, got {tuple(z.shape)} and {tuple(y.shape)}")
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError("z: features contain nan/inf (did training diverge?)")
+    K, d = clusters_per_class, z.shape[1]
+    if warm_start is not None and tuple(warm_start.centroids.shape) != (num_classes, K, d):
+        warm_start = None
+    cent = torch.zeros(num_classes, K, d, dtype=z.dtype, device=z.device)
+    counts = torch.zeros(num_classes, K, dtype=torch.long, device=z.device)
+    var = torch.zeros(num_classes, K, dtype=z.dtype, device=z.device)
+    present = torch.zeros(num_classes, dtype=torch.bool, device=z.device)
+    iters = 0
+    for c in range(num_classes):
+        xc = z[y == c]
+        nc = xc.shape[0]
+        warm = warm_start is not None and bool(warm_start.present[c])
+        if nc <= K:
+            if warm:  # released: a class with ≤ K points is not refitted
+                cent[c] = warm_start.centroids[c].to(z)
+                counts[c] = warm_start.counts[c].to(counts)
+                var[c] = warm_start.variances[c].to(z)
+                present[c] = True
+            elif nc > 0:
+                raise ValueError(f"clusters_per_class: class {c} has {nc} samples, need more than "
+                                 f"clusters_per_class = {K}; lower clusters_per_class")
+            continue
+        m0 = warm_start.centroids[c].to(z) if warm else _init_means(xc, K)
+        m, a, it = _lloyd(xc, m0, n_iter)
+        iters = max(iters, it)
+        cent[c] = m
+        present[c] = True
+        counts[c] = torch.bincount(a, minlength=K)
+        for j in torch.unique(a).tolist():
+            var[c, j] = ((xc[a == j] - m[j]) ** 2).mean()
+    return KMeansFit(cent, counts, var, present, z.shape[0] / num_classes, iters)
+
+
+def code_objective(z: torch.Tensor, y: torch.Tensor, fit: KMeansFit, *, noise_var: float,
+                   var_threshold: float = 0.1, scaling_lambda: float = 10.0, gamma: float = 0.01,
+                   released_indexing: bool = False) -> torch.Tensor:
+    r"""The released CEM code's loss on one batch (``MIA_train.compute_class_means``), unscaled.
+
+    .. math::
+
+        L = \frac{1}{|\mathcal C_b|}\sum_{c\in\mathcal C_b}\sum_{j\in\mathcal J_{b,c}} w_j\,
+            \mathrm{ReLU}\big(\log(v_j + \gamma) - \log(t\sigma^2 + \gamma)\big),\qquad
+        v_j = \beta_j v_{b,j} + (1-\beta_j) V_j,\quad
+        \beta_j = \begin{cases} s\,n_{b,j}/(w_j C) & \text{if} < 1\\ 0.99 & \text{otherwise}\end{cases}
+
+    with 𝒞_b the classes present in the batch, 𝒥_{b,c} the clusters of class c that receive a
+    batch point (nearest centroid of the point's own class), n_{b,j} their batch counts,
+    v_{b,j} the mean over those points and all dimensions of (z − μⱼ)², wⱼ = nⱼ/N_c and Vⱼ the
+    epoch statistics of ``fit``, C = ``fit.class_size``, s = ``scaling_lambda``, t =
+    ``var_threshold``, σ² = ``noise_var``.  Differentiable in ``z``; the centroids and epoch
+    statistics are constants.  A cluster with wⱼ = 0 (empty in the epoch fit) contributes 0.
+
+    ``released_indexing=True`` reproduces the released indexing bug: for the m-th class of
+    𝒞_b (in increasing order) wⱼ and Vⱼ come from the class of the m-th row of the label-sorted
+    batch, in the compacted lists of :meth:`KMeansFit.released_tables`.
+
+    Examples
+    --------
+    One class, one cluster at 0 with w = 1, V = 1, C = 100; a batch of two points ±1 (v_b = 1),
+    β = 10·2/100 = 0.2, v = 1: L = log(1.01) − log(0.1·0.25 + 0.01) = log(1.01/0.035).
+
+    >>> import torch
+    >>> f64 = torch.float64
+    >>> fit = KMeansFit(torch.zeros(1, 1, 1, dtype=f64), torch.tensor([[100]]), torch.ones(1, 1, dtype=f64),
+    ...                 torch.tensor([True]), 100.0)
+    >>> L = code_objective(torch.tensor([[1.0], [-1.0]], dtype=f64), torch.tensor([0, 0]), fit, noise_var=0.25)
+    >>> print(f"{float(L):.12f}", f"{math.log(1.01 / 0.035):.12f}")
+    3.362357548346 3.362357548346
+    """
+    z = _flat(z)
+    if y.ndim != 1 or y.shape[0] != z.shape[0]:
+        raise ValueError(f"y: expected {z.shape[0]} labels, got shape {tuple(y.shape)}")
+    if not (noise_var >= 0) or not (var_threshold >= 0):
+        raise ValueError(f"noise_var, var_threshold: expected non-negative numbers, got {noise_var!r}, "
+                         f"{var_threshold!r}")
+    floor = math.log(var_threshold * noise_var + gamma)
+    classes = torch.unique(y).tolist()  # sorted, as np.unique in the released code
+    rows_sorted = torch.sort(y).values.tolist()
+    weights = fit.weights
+    loss = z.new_zeros(())
+    for m, c in enumerate(classes):
+        if c >= fit.present.shape[0] or not bool(fit.present[c]):
+            raise ValueError(f"y: class {c} has no clusters in the epoch fit")
+        zc = z[y == c]
+        cent = fit.centroids[c].to(zc)
+        a = torch.cdist(zc.detach(), cent).argmin(1)
+        if released_indexing:
+            src = rows_sorted[m]
+            w_tab, v_tab = fit.released_tables(src)
+        else:
+            w_tab, v_tab = weights[c], fit.variances[c]
+        for j in torch.unique(a).tolist():
+            w = float(w_tab[j])
+            if w <= 0:
+                continue
+            pts = zc[a == j]
+            vb = ((pts - cent[j]) ** 2).mean()
+            beta = scaling_lambda * pts.shape[0] / (w * fit.class_size)
+            if beta >= 1:
+                beta = BLEND_CAP
+            v = beta * vb + (1 - beta) * float(v_tab[j])
+            loss = loss + w * torch.relu(torch.log(v + gamma) - floor)
+    return loss / len(classes)
+
+
+def code_lambda(lam: float, lr: float | None) -> float:
+    """The released code's effective weight: λ·0.001/lr while lr ≥ 0.00041, else λ (and λ when
+    no learning rate is known).  Released: ``MIA_train.train_target_step`` (``get_last_lr()`` of
+    the training scheduler, i.e. the current scheduled lr).
+
+    >>> code_lambda(16.0, 0.05), code_lambda(16.0, 0.0004)
+    (0.32, 16.0)
+    """
+    if lr is None or lr < LR_SWITCH:
+        return float(lam)
+    return float(lam) * LR_REF / float(lr)
+
+
 # ----------------------------------------------------------------------------- noise of composed defenses
 
 def noise_variance_of(defenses, d: int, *, device=None, dtype=torch.float32) -> torch.Tensor | None:
@@ -370,8 +664,9 @@ class CEM(Defense):
         Mixture components per class (paper: k = 3n).
     covariance : {'full', 'diag'}
     objective : {'paper', 'code'}
-        ``'paper'``: Eq. 5–8 (default).  ``'code'``: the released-code recipe (module docstring),
-        for comparison only.
+        ``'paper'``: Eq. 5–8 (default).  ``'code'``: the released-code recipe (module docstring,
+        :func:`code_objective`), for comparison only; it uses the settings below and ignores
+        ``k_per_class``, ``covariance``, ``method`` and the EM settings.
     method : {'lowrank', 'dense'}
         Route for the per-batch log-determinants (identical values; 'dense' is the naive route).
     em_iters, em_iters_cold : int
@@ -391,6 +686,21 @@ class CEM(Defense):
         the training set at every epoch start.  ``'cached'``: from the second epoch on, reuse the
         encoder outputs computed during the previous epoch's training steps (each from the
         encoder as it was at that step) — saves the extra pass, departs from line 4.
+    clusters_per_class : int
+        ``objective="code"``: k-means clusters per class (default 5, the released value for the
+        "sgm" architectures its ``run_exp.sh`` runs; 15 for its other architectures).
+    var_threshold : float
+        ``objective="code"``: t of the floor log(t·σ² + γ) (released default 0.1; its
+        ``run_exp.sh`` passes 0.125).
+    scaling_lambda : float
+        ``objective="code"``: s of the blend weight s·n_bⱼ/(wⱼ·C) (released: 10).
+    gamma : float
+        ``objective="code"``: γ inside both logarithms (released: 0.01).
+    kmeans_iters : int
+        ``objective="code"``: maximum Lloyd iterations of the per-epoch k-means (released: 50).
+    released_indexing : bool
+        ``objective="code"``: reproduce the released code's class-counter indexing of the
+        weights and epoch variances (a bug; off by default; see :func:`code_objective`).
     """
 
     name = "cem"
@@ -399,7 +709,9 @@ class CEM(Defense):
                  objective: str = "paper", method: str = "lowrank", em_iters: int = 1,
                  em_iters_cold: int = 25, warm_start: bool = True, reg_covar: float = 1e-6,
                  min_noise_var: float = 1e-4, refresh_rank: int = 96, feature_batch: int = 512,
-                 num_classes: int | None = None, feature_source: str = "recompute"):
+                 num_classes: int | None = None, feature_source: str = "recompute",
+                 clusters_per_class: int = 5, var_threshold: float = 0.1, scaling_lambda: float = 10.0,
+                 gamma: float = 0.01, kmeans_iters: int = 50, released_indexing: bool = False):
         try:
             lam = float(lam)
         except (TypeError, ValueError):
@@ -420,6 +732,23 @@ class CEM(Defense):
             raise ValueError(f"reg_covar: expected a non-negative number, got {reg_covar!r}")
         if feature_source not in ("recompute", "cached"):
             raise ValueError(f"feature_source: expected 'recompute' or 'cached', got {feature_source!r}")
+        for nm, v in (("clusters_per_class", clusters_per_class), ("kmeans_iters", kmeans_iters)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{nm}: expected a positive integer, got {v!r}")
+        for nm, v in (("var_threshold", var_threshold), ("scaling_lambda", scaling_lambda)):
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{nm}: expected a non-negative finite number, got {v!r}")
+        if not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
+            raise ValueError(f"gamma: expected a positive finite number, got {gamma!r}")
+        self.clusters_per_class = clusters_per_class
+        self.var_threshold = float(var_threshold)
+        self.scaling_lambda = float(scaling_lambda)
+        self.gamma = float(gamma)
+        self.kmeans_iters = kmeans_iters
+        self.released_indexing = bool(released_indexing)
+        self.kmeans: KMeansFit | None = None  # objective="code": the epoch's k-means statistics
+        self.steps = 0  # training steps seen by extra_loss (epoch 1 of the code recipe: no fit yet)
+        self._optimizer = None
         self.feature_source = feature_source
         self._cache: list = []
         self.lam = lam
@@ -448,15 +777,27 @@ class CEM(Defense):
         return self.lam
 
     def config(self) -> dict:
-        return {"name": self.name, "strength": self.lam, "lam": self.lam, "k_per_class": self.k_per_class,
-                "covariance": self.covariance, "objective": self.objective, "method": self.method,
-                "warm_start": self.warm_start}
+        cfg = {"name": self.name, "strength": self.lam, "lam": self.lam, "k_per_class": self.k_per_class,
+               "covariance": self.covariance, "objective": self.objective, "method": self.method,
+               "warm_start": self.warm_start}
+        if self.objective == "code":
+            cfg.update(clusters_per_class=self.clusters_per_class, var_threshold=self.var_threshold,
+                       scaling_lambda=self.scaling_lambda, gamma=self.gamma, kmeans_iters=self.kmeans_iters,
+                       released_indexing=self.released_indexing)
+        return cfg
 
     def attach(self, model, optimizer, *, data=None):
         self._model = model
-        if optimizer is not None and optimizer.param_groups:
-            self._lr = float(optimizer.param_groups[0].get("lr", 1e-3))
+        self._optimizer = optimizer
         return model, optimizer
+
+    def current_lr(self) -> float | None:
+        """The attached optimizer's current (scheduled) learning rate, read at every step
+        (``param_groups[0]``); ``None`` when no optimizer is attached."""
+        opt = self._optimizer
+        if opt is not None and getattr(opt, "param_groups", None):
+            return float(opt.param_groups[0]["lr"])
+        return self._lr
 
     # -- noise ---------------------------------------------------------------------------
     def noise_var(self, d, device, dtype) -> torch.Tensor:
@@ -492,6 +833,11 @@ class CEM(Defense):
             return
         if self._model is None:
             self._model = ctx.model
+        if self.objective == "code" and self.kmeans is None and self.steps == 0:
+            # released recipe: no CEM loss in epoch 1; the first k-means runs after it (here: at
+            # the start of epoch 2, on the encoder as epoch 1 left it)
+            self._state["code_epoch1"] = True
+            return
         n = len(ctx.data) if hasattr(ctx.data, "__len__") else None
         if self.feature_source == "cached" and self._cache and sum(t[0].shape[0] for t in self._cache) == n:
             z = torch.cat([t[0] for t in self._cache]).float()
@@ -510,15 +856,10 @@ class CEM(Defense):
         sd = self.noise_var(d, z.device, z.dtype).sqrt()
         self._state["noise_sd"] = sd
         zt = z / sd  # whitened: |Σ+Σp|/|Σp| = |Σ̃ + I|
-        if self.objective == "code":
-            cent = []
-            for c in range(nc):
-                xc = zt[y == c]
-                if xc.shape[0] < self.k_per_class:
-                    raise ValueError(f"k_per_class: class {c} has {xc.shape[0]} samples, fewer than k_per_class")
-                cent.append(_kmeans(xc, self.k_per_class))
-            self.fit = GaussianMixtureFit(None, torch.cat(cent), None,
-                                          torch.arange(nc, device=z.device).repeat_interleave(self.k_per_class))
+        if self.objective == "code":  # raw coordinates, scalar σ² (released recipe)
+            self._state["sigma2"] = float((sd.double() ** 2).mean())
+            self.kmeans = fit_class_kmeans(z, y, num_classes=nc, clusters_per_class=self.clusters_per_class,
+                                           n_iter=self.kmeans_iters, warm_start=self.kmeans)
             self._state["N"] = N
             return
         warm = self.fit if (self.warm_start and self.fit is not None and self.fit.covs is not None) else None
@@ -557,14 +898,21 @@ class CEM(Defense):
     def extra_loss(self, step: Step):
         if self.lam == 0:
             return None
-        if self.fit is None:
+        if self.objective == "code" and self.kmeans is None and self._state.get("code_epoch1"):
+            # epoch 1 of the released recipe: no clusters yet, no CEM loss
+            if self.feature_source == "cached":
+                self._cache.append((_flat(step.z).detach(), step.y.detach()))
+            self.steps += 1
+            return None
+        if (self.kmeans if self.objective == "code" else self.fit) is None:
             raise ValueError("cem: no mixture estimate yet (on_epoch_start was not called by the training loop)")
         lam = self.lam
         if self.feature_source == "cached":
             self._cache.append((_flat(step.z).detach(), step.y.detach()))
+        self.steps += 1
         if self.objective == "code":
-            lam = lam * 0.001 / (self._lr or 1e-3)
-            loss = self._code_loss(step.z, step.y)
+            lam = code_lambda(lam, self.current_lr())
+            loss = self.code_loss(step.z, step.y)
         else:
             loss = self.batch_loss(step.z, step.y)
         if not bool(torch.isfinite(loss)):
@@ -691,46 +1039,30 @@ class CEM(Defense):
         return st["pi"], covs, sd ** 2
 
     # -- released-code recipe ---------------------------------------------------------------
-    def _code_loss(self, z, y):
-        st = self._state
-        z = _flat(z)
-        sd = st["noise_sd"].to(z)
-        sigma2 = float((sd ** 2).mean())
-        cent = self.fit.means.to(z)
-        labels = self.fit.labels
-        dist = torch.cdist(z.detach(), cent * sd)
-        dist = torch.where(labels[None, :] == y[:, None], dist, torch.full_like(dist, math.inf))
-        a = dist.argmin(1)
-        loss = z.new_zeros(())
-        nb = z.shape[0]
-        for j in torch.unique(a).tolist():
-            pts = z[a == j]
-            v = ((pts - cent[j] * sd) ** 2).mean()
-            loss = loss + pts.shape[0] / nb * torch.log(torch.relu(v - 0.125 * sigma2) + 0.01)
-        return loss
+    def code_loss(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """:func:`code_objective` of one batch with this defense's epoch k-means and settings
+        (unscaled: :meth:`extra_loss` multiplies it by :func:`code_lambda`)."""
+        if self.kmeans is None:
+            raise ValueError("cem: no k-means estimate yet (objective='code' fits after the first epoch)")
+        return code_objective(z, y, self.kmeans, noise_var=self._state["sigma2"], var_threshold=self.var_threshold,
+                              scaling_lambda=self.scaling_lambda, gamma=self.gamma,
+                              released_indexing=self.released_indexing)
 
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"fit": None if self.fit is None else {k: getattr(self.fit, k) for k in
                                                          ("weights", "means", "covs", "labels")},
+                "kmeans": None if self.kmeans is None else self.kmeans.to_state(), "steps": int(self.steps),
                 "num_classes": self.num_classes, "history": list(self.history)}
 
     def load_state_dict(self, state: dict) -> None:
         f = state.get("fit")
         self.fit = None if f is None else GaussianMixtureFit(f["weights"], f["means"], f["covs"], f["labels"])
+        km = state.get("kmeans")
+        self.kmeans = None if km is None else KMeansFit.from_state(km)
         self.num_classes = state.get("num_classes")
         self.history = [float(v) for v in state.get("history", [])]
-
-
-def _kmeans(x, k, iters=20):
-    m = _init_means(x, k)
-    for _ in range(iters):
-        a = torch.cdist(x, m).argmin(1)
-        new = torch.stack([x[a == j].mean(0) if bool((a == j).any()) else m[j] for j in range(k)])
-        if torch.allclose(new, m):
-            break
-        m = new
-    return m
+        self.steps = int(state.get("steps", len(self.history)))
 
 
 def _tensors_of(data):

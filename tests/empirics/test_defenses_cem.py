@@ -169,16 +169,6 @@ def test_mixture_fit_recovers_components_and_warm_start_converges_fast():
     assert warm.n_iter <= 2
 
 
-def test_code_objective_runs_and_differs_from_paper():
-    z, y = _features(4)
-    c = _cem("lowrank", objective="code")
-    c.estimate(z, y)
-    zb = z[:40].clone().requires_grad_(True)
-    loss = c._code_loss(zb, y[:40])
-    loss.backward()
-    assert torch.isfinite(loss) and zb.grad.abs().sum() > 0
-
-
 @pytest.mark.parametrize("kw, match", [
     (dict(lam=-1.0), "lam"), (dict(lam=float("nan")), "lam"), (dict(covariance="tied"), "covariance"),
     (dict(objective="x"), "objective"), (dict(k_per_class=0), "k_per_class"),
