@@ -53,6 +53,16 @@ def test_term_is_relu_of_log_difference(a, t, s2):
     assert torch.allclose(z.grad, g, rtol=0, atol=TOL)
 
 
+def test_batch_variance_is_mean_over_points_and_dimensions():
+    """v_b = mean over the cluster's batch points *and* dimensions of (z − μ)²: points (1, 3),
+    (−1, −3) about 0 give (1 + 9 + 1 + 9)/4 = 5 (a sum over dimensions would give 10).  V = 3,
+    β = 10·2/(1·100) = 0.2, threshold 0: L = log(0.2·5 + 0.8·3 + γ) − log γ."""
+    fit = _fit([[[0.0, 0.0]]], [[100]], [[3.0]], 100.0)
+    loss = code_objective(_z([[1.0, 3.0], [-1.0, -3.0]]), torch.tensor([0, 0]), fit, noise_var=1.0,
+                          var_threshold=0.0)
+    assert abs(float(loss) - (math.log(0.2 * 5 + 0.8 * 3 + G) - math.log(G))) <= TOL
+
+
 @pytest.mark.parametrize("counts, class_size, beta", [
     ([[100, 0]], 100.0, 0.2),          # w = 1: 10·2/(1·100) = 0.2 < 1, kept
     ([[100, 0]], 20.1, 20 / 20.1),     # 0.995: in (0.99, 1), kept (the released test is β >= 1)
