@@ -97,7 +97,9 @@ set once in order (released: ``num_batches`` full batches drawn from the trainin
 nominal class size is N/num_classes (released: ⌈N/B⌉·B/num_classes); the released branch for
 fine-tuning from a checkpoint (plain λ at every lr) and its 16×16 pooling switch (off in the
 released runs) are not reproduced; a class seen with ≤ ``clusters_per_class`` points and no
-previous fit raises ``ValueError`` (released: NaN centroids).
+previous fit raises ``ValueError`` (released: NaN centroids); without a noise defense the
+``min_noise_var`` floor is σ² (with a warning; the released trainer skips the k-means when σ = 0,
+so its loss never becomes finite).
 """
 
 from __future__ import annotations
