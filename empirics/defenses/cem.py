@@ -98,8 +98,8 @@ nominal class size is N/num_classes (released: ⌈N/B⌉·B/num_classes); the re
 fine-tuning from a checkpoint (plain λ at every lr) and its 16×16 pooling switch (off in the
 released runs) are not reproduced; a class seen with ≤ ``clusters_per_class`` points and no
 previous fit raises ``ValueError`` (released: NaN centroids); without a noise defense the
-``min_noise_var`` floor is σ² (with a warning; the released trainer skips the k-means when σ = 0,
-so its loss never becomes finite).
+``min_noise_var`` floor is σ² (with a warning; the released trainer fits no k-means when σ = 0,
+its centroids staying NaN placeholders).
 """
 
 from __future__ import annotations
