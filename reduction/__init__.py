@@ -8,10 +8,18 @@ attacks, the Lipschitz constants, and exhaustive enumeration for n ≤ 12.
 Importing :mod:`reduction` imports neither torch nor pysat; they are imported by the functions that
 use them (``to_torch``, ``invert(method="pgd")``; the solver checks).
 
-Errata (see DESIGN.md §4 and the module docstrings): the printed clause bias −2 is exact only for
-3-literal clauses (use −(k−1)); the soundness proof's typos ("x_i = 0", T = m + 128B²n, n ≤ 3m) and
-its corrected per-instance inequality; the unbuildable constants (B ≥ 15000, 100B² copies); the
-Lipschitz step (‖W₂‖ = √2, the printed "‖W⁽²⁾‖ ≤ √(200B²+3B)" is about W⁽¹⁾).
+Errata and generalisations (see DESIGN.md §4 and the module docstrings): Thm B.10 reduces from
+MAX-E3SAT, where the printed clause bias −2 is right; −(k−1) generalises the construction to
+k-literal clauses (general DIMACS input) and is the default, ``bias="paper"`` keeps −2.  The
+soundness proof's typos ("x_i = 0", T = m + 128B²n, 1/(36B²), 1/(5√B)) and its corrected
+per-instance inequality; its "n ≤ 3m" holds only for variables that occur, so the network drops
+unused ones (``drop_unused=True``; assignments stay in the formula's numbering); the unbuildable
+constants (B ≥ 15000, 100B² copies); the Lipschitz step (‖W₂‖ = √2, the printed
+"‖W⁽²⁾‖ ≤ √(200B²+3B)" is about W⁽¹⁾).
+
+Size limits (checked before allocating): :data:`MAX_VARIABLES`, :data:`MAX_CLAUSES`,
+:data:`MAX_LITERALS`, :data:`MAX_DIMACS_BYTES` for formulas and DIMACS input,
+:data:`MAX_NETWORK_BYTES` for the network (:func:`network_size` sizes one without building it).
 """
 
 from .attacks import InversionResult, LPInversionResult, invert, invert_one_layer_lp
@@ -21,6 +29,7 @@ from .checks import (
     LipschitzResult,
     SoundnessResult,
     TruthTableResult,
+    ValueApproximationResult,
     check_completeness,
     check_soundness,
     exhaustive_check,
@@ -28,8 +37,13 @@ from .checks import (
     max_sat,
     soundness_bound,
     truth_table_check,
+    value_approximation_check,
 )
 from .formulas import (
+    MAX_CLAUSES,
+    MAX_DIMACS_BYTES,
+    MAX_LITERALS,
+    MAX_VARIABLES,
     Formula,
     as_assignment,
     as_formula,
@@ -43,20 +57,24 @@ from .formulas import (
     read_dimacs,
     to_dimacs,
     unsatisfied_mask,
+    used_variables,
     write_dimacs,
 )
-from .network import ReductionNetwork, build_network, clause_biases, clause_matrix
+from .network import MAX_NETWORK_BYTES, ReductionNetwork, build_network, clause_biases, clause_matrix, network_size
 
 __all__ = [
     # formulas
-    "Formula", "as_formula", "as_assignment", "occurrences", "random_e3sat", "random_ksat",
+    "MAX_VARIABLES", "MAX_CLAUSES", "MAX_LITERALS", "MAX_DIMACS_BYTES",
+    "Formula", "as_formula", "as_assignment", "occurrences", "used_variables", "random_e3sat", "random_ksat",
     "planted_e3sat", "parse_dimacs", "read_dimacs", "write_dimacs", "to_dimacs", "count_unsatisfied",
     "unsatisfied_mask", "instance_batch",
     # network
-    "ReductionNetwork", "build_network", "clause_matrix", "clause_biases",
+    "MAX_NETWORK_BYTES", "ReductionNetwork", "build_network", "network_size", "clause_matrix", "clause_biases",
     # checks
     "TruthTableResult", "CompletenessResult", "SoundnessResult", "LipschitzResult", "ExhaustiveResult",
+    "ValueApproximationResult",
     "truth_table_check", "check_completeness", "max_sat", "check_soundness", "soundness_bound",
+    "value_approximation_check",
     "lipschitz_check", "exhaustive_check",
     # attacks
     "InversionResult", "LPInversionResult", "invert", "invert_one_layer_lp",

@@ -3,9 +3,10 @@ r"""Inversion attacks on h_φ, and the polynomial-time LP inversion of a single 
 :func:`invert` minimises ‖h(x) − z‖² over the box [−1, 1]ⁿ from random restarts (and optional
 warm starts) by projected gradient (``"pgd"``: Adam steps followed by clipping, in torch, imported
 lazily) or by L-BFGS-B (``"lbfgsb"``: scipy, box-constrained, exact subgradient of the ReLU net).
-It is the adversary of the soundness checks (no attack may beat OPT·(1 − 3/(100B))) and a MAX-SAT
-heuristic: rounding its output gives an assignment whose unsatisfied count is compared with RC2's
-optimum.
+It supplies the candidates of the soundness checks (whose inequality is proved for every x, so an
+attack that "beat" OPT·(1 − 3/(100B)) would reveal a coding bug, not a counterexample) and is a
+MAX-SAT heuristic: rounding its output gives an assignment whose unsatisfied count is compared
+with RC2's optimum.
 
 :func:`invert_one_layer_lp` shows why the MixCon appendix needs two layers (its footnote 7): for
 y = σ(Wx + b) the set of preimages is the polyhedron {W_j x + b_j = y_j (y_j > 0),
@@ -31,7 +32,11 @@ def _plain(d):
 
 @dataclass
 class InversionResult:
-    """Best point found, its residual, and all restarts' end points."""
+    """Best point found, its residual, and all restarts' end points.
+
+    ``x``, ``xs``: network inputs (length d); ``assignment``: rounding of ``x`` in the formula's
+    numbering (length n).
+    """
 
     x: np.ndarray
     residual: float
@@ -131,6 +136,9 @@ def invert(net: ReductionNetwork, restarts: int = 8, steps: int = 300, method: s
     lr : Adam learning rate (pgd); device : torch device for pgd ("auto" → CUDA when available)
 
     The reported residuals are recomputed in float64 by ``net.residual`` (not the optimiser's).
+    Points (``x``, ``xs``, and ``x0``) are network inputs, length d = ``net.d`` (``x0`` may also be
+    given in the formula's numbering, length n; ``net.lift(x)`` maps a result back to it);
+    ``assignment`` is in the formula's numbering (length n), as are the unsatisfied counts.
 
     >>> from reduction import build_network
     >>> net = build_network([[1, 2, 3], [-1, -2, 3]], B=2, form="compact")
@@ -151,7 +159,7 @@ def invert(net: ReductionNetwork, restarts: int = 8, steps: int = 300, method: s
     if restarts:
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng: expected a numpy.random.Generator for the random restarts, got {rng!r}")
-        starts.append(rng.uniform(-1.0, 1.0, size=(restarts, net.n)))
+        starts.append(rng.uniform(-1.0, 1.0, size=(restarts, net.d)))
     if x0 is not None:
         starts.append(np.atleast_2d(net._check_x(x0, box=True)))
     if not starts:
@@ -161,7 +169,7 @@ def invert(net: ReductionNetwork, restarts: int = 8, steps: int = 300, method: s
     X = _pgd(net, X0, steps, lr, device) if method == "pgd" else _lbfgsb(net, X0, steps)
     X = np.clip(X, -1.0, 1.0)
     R = np.atleast_1d(net.residual(X))
-    A = X < 0
+    A = net.round(X)  # (k, n): the formula's numbering
     nu = np.atleast_1d(count_unsatisfied(net.formula, A)) if net.m else np.zeros(len(X), dtype=int)
     i = int(np.argmin(R))
     return InversionResult(x=X[i].copy(), residual=float(R[i]), xs=X, residuals=R, assignment=A[i].copy(),

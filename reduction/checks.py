@@ -3,10 +3,11 @@ r"""Per-instance checks of the MixCon appendix reduction (Thm B.10, its proof, C
 Every check returns a dataclass with ``passed: bool``, the numbers it compared and ``to_dict()``.
 
 * :func:`truth_table_check` — a k-literal clause neuron σ(w·x + b) is 1 on the all-false
-  assignment and 0 otherwise, on {±1}ⁿ (exact iff b = −(k−1); erratum 1).
+  assignment and 0 otherwise, on {±1}ⁿ (exact iff b = −(k−1): the printed −2 for the E3 clauses
+  of Thm B.10, generalised to k literals).
 * :func:`check_completeness` — satisfiable φ (a SAT solver's model) ⇒ h_φ(x) = z exactly.
 * :func:`max_sat` — the exact MaxSAT optimum (minimum number of unsatisfied clauses) by RC2.
-* :func:`check_soundness` — for any x ∈ [−1, 1]ⁿ with rounding x̄ = sign x leaving the clause set
+* :func:`check_soundness` — for any x ∈ [−1, 1]^d with rounding x̄ = sign x leaving the clause set
   U unsatisfied (erratum 2: the corrected per-instance inequality),
 
   .. math::  \|h(x) − z\|^2 \;\ge\; |U| − \sum_i a_i^2/c
@@ -18,13 +19,22 @@ Every check returns a dataclass with ``passed: bool``, the numbers it compared a
   1-Lipschitz, so h_j(x) ≥ 1 − s_j with s_j = Σ_i |w_ji| Δ_i, Δ_i = 1 − |x_i|; hence
   h_j(x)² ≥ 1 − 2s_j, the copies add cΣΔ_i², and 2a_iΔ_i − cΔ_i² ≤ a_i²/c (maximum at
   Δ_i = a_i/c; with a_i = B, c = 100B² this is the paper's max 2BΔ − 100B²Δ² = 1/100).  As
-  |U| ≥ OPT (the MaxSAT optimum), no x ∈ [−1, 1]ⁿ has residual below OPT·(1 − 3/(100B)).
+  |U| ≥ OPT (the MaxSAT optimum), no x ∈ [−1, 1]^d has residual below OPT·(1 − 3/(100B)).
+  **These are theorems, and RC2's optimum is exact**, so no candidate — from an attack or anywhere
+  else — can violate them, and no rounding can leave fewer than OPT clauses unsatisfied: the check
+  can fail only through a coding error (in the network, the bounds, the rounding or the solver
+  call).  It is a regression check of the implementation, not evidence for the theorem.
+* :func:`value_approximation_check` — Def. B.9 and the soundness claim of Thm B.10: every x with
+  ‖h(x) − z‖₂ ≤ ε√m₂ (ε = 1/(60B)) rounds to an assignment satisfying at least 7/8 of the clauses.
+  With unused variables dropped and n_used ≤ 3m (every E3 formula) this follows from the inequality
+  above for every B ≥ 1 (so it, too, is a regression check); the printed network
+  (``drop_unused=False``) fails it on a clause plus unused variables (erratum 2).
 * :func:`lipschitz_check` — exact spectral norms: ‖W₁‖ = √(2c + λ_max(CᵀC)) ≤ √(200B² + 3B) ≤ 15B
   and ‖W₂‖ = √2 (the proof prints "‖W⁽²⁾‖ ≤ 2" and then bounds ‖W⁽¹⁾‖ under the name W⁽²⁾; erratum
   4), against the true Lipschitz constant ≤ √(c + λ_max(CᵀC)) ≈ 10B, so the printed product
   2·15B = 30B is about 3× loose.
-* :func:`exhaustive_check` — for n ≤ 12, every assignment: residual = #unsatisfied and the
-  minimum over {±1}ⁿ equals RC2's optimum.
+* :func:`exhaustive_check` — for d ≤ 12 occurring variables, every assignment: residual =
+  #unsatisfied and the minimum over {±1}^d equals RC2's optimum.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .formulas import Formula, as_formula, count_unsatisfied, occurrences, unsatisfied_mask
+from .formulas import Formula, as_formula, count_unsatisfied, unsatisfied_mask, used_variables
 from .network import ReductionNetwork, build_network, clause_biases, clause_matrix
 
 __all__ = [
@@ -44,11 +54,13 @@ __all__ = [
     "SoundnessResult",
     "LipschitzResult",
     "ExhaustiveResult",
+    "ValueApproximationResult",
     "truth_table_check",
     "check_completeness",
     "max_sat",
     "check_soundness",
     "soundness_bound",
+    "value_approximation_check",
     "lipschitz_check",
     "exhaustive_check",
 ]
@@ -90,13 +102,16 @@ class TruthTableResult(_Result):
 def truth_table_check(clauses, bias: str = "exact") -> TruthTableResult:
     """Check that each clause neuron σ(w·x + b) equals [clause unsatisfied] on every assignment.
 
+    It does iff b = −(k−1) for a k-literal clause: the printed −2 on the E3 clauses of Thm B.10,
+    and the generalisation ``bias="exact"`` for other lengths (``bias="paper"``: −2 everywhere).
+
     ``clauses`` is one clause (a sequence of literals) or a CNF.  For each clause the assignments
     of its distinct variables are enumerated (2^{#vars} rows) in the paper's encoding
     x_i = +1 ⇔ X_i false; a mismatch records the clause, the assignment, expected and obtained.
 
     >>> truth_table_check([1, -2, 3]).passed
     True
-    >>> r = truth_table_check([1, 2], bias="paper")   # printed bias -2 fails for k = 2
+    >>> r = truth_table_check([1, 2], bias="paper")   # -2 (right for k = 3) misses k = 2
     >>> r.passed, r.mismatches[0]["expected"], r.mismatches[0]["got"]
     (False, 1.0, 0.0)
     """
@@ -228,6 +243,13 @@ def max_sat(cnf) -> tuple[int, np.ndarray]:
     return cost, a
 
 
+def _on_inputs(net: ReductionNetwork) -> Formula:
+    """The network's formula renumbered onto its inputs: variable t + 1 is input t (``net.variables[t]``)."""
+    pos = {int(v): t + 1 for t, v in enumerate(net.variables)}
+    return Formula(net.d, [tuple(pos[abs(lit)] if lit > 0 else -pos[abs(lit)] for lit in c)
+                           for c in net.formula.clauses])
+
+
 # ------------------------------------------------------------------------------- soundness
 
 
@@ -251,6 +273,7 @@ class SoundnessResult(_Result):
     min_margins: dict
     worst_index: int
     network_agrees: bool = True   # network residual = closed form, to float64 error
+    min_slacks: dict = field(default_factory=dict)  # min over candidates of margin + 1e-13·max(1, R)
 
 
 def soundness_bound(opt: int, B: int, copies: int | None = None, k: int = 3) -> float:
@@ -273,13 +296,16 @@ def check_soundness(cnf, B: int, xs, copies: int | None = None, opt: int | None 
     Parameters
     ----------
     cnf : the formula; B : its occurrence bound (a violating formula is a ValueError)
-    xs : array (k, n) or (n,) of candidates in [−1, 1]ⁿ (outside the box is a ValueError)
+    xs : array (k, d) or (d,) of candidates in [−1, 1]^d (network inputs, d = the variables that
+        occur; (k, n) in the formula's numbering is accepted too); outside the box is a ValueError
     copies : c (default 100B²); opt : the MaxSAT optimum, if known (adds OPT·(1 − Bk_max/c))
     form : network form used to evaluate residuals (both forms have the same residual)
 
     ``passed`` iff the network's residual agrees with the closed form (DESIGN §3) to its float64
     error bound and every margin (closed-form residual − bound) is ≥ −1e-13·max(1, residual);
-    see the comments in the code for the error analysis.
+    see the comments in the code for the error analysis.  Every bound is a proved inequality (see
+    the module docstring), so ``passed=False`` means a coding error — a regression check, not
+    evidence: no candidate, however found, can make a correct implementation fail.
 
     >>> import numpy as np
     >>> f = [[1, 2, 3], [-1, 2, 3], [1, -2, 3], [1, 2, -3]]
@@ -289,21 +315,19 @@ def check_soundness(cnf, B: int, xs, copies: int | None = None, opt: int | None 
     """
     f = as_formula(cnf)
     net = build_network(f, B=B, copies=copies, form=form)
-    X = net._check_x(xs, box=True)
-    X = np.atleast_2d(X)
+    X = np.atleast_2d(net._check_x(xs, box=True))  # network inputs (k, d)
     c, Bv = net.copies, net.B
     R = np.atleast_1d(net.residual(X))
-    A = X < 0
-    U = unsatisfied_mask(f, A) if f.m else np.zeros((X.shape[0], 0), dtype=bool)
+    U = unsatisfied_mask(_on_inputs(net), X < 0)   # rounding x̄ = sign x (ties → +1: false)
     nU = U.sum(axis=1).astype(float)
     klen = np.array([len(cl) for cl in f.clauses], dtype=float)
     absC = abs(net.C)
-    a = np.asarray((absC.T @ U.T.astype(float))).T  # (k, n): a_i = Σ_{j∈U} |w_ji|
-    n_used = int(np.count_nonzero(occurrences(f)))
+    a = np.asarray((absC.T @ U.T.astype(float))).T  # (k, d): a_i = Σ_{j∈U} |w_ji|
+    n_used = net.n_used
     bound_B = nU - Bv * (U @ klen) / c
     bound_used = nU - n_used * Bv * Bv / c
     bound_round = nU - (a * a).sum(axis=1) / c
-    kmax = int(klen.max()) if klen.size else 0
+    kmax = int(klen.max())
     bounds = {"bound_B": bound_B, "bound_used": bound_used, "bound_round": bound_round}
     b_opt = None
     if opt is not None:
@@ -316,15 +340,16 @@ def check_soundness(cnf, B: int, xs, copies: int | None = None, opt: int | None 
     # per term (1 − |x_i| is exact for |x_i| ≥ 1/2): tolerance 1e-13·max(1, R), ~100× that error.
     # The network's own residual must agree with it to its error bound: computing √c|x_i| − √c
     # loses ~√c·ε absolutely, so each copy term is off by ≤ 2cε(1 − |x_i|) + O(ε), and each clause
-    # term by O(kε): total ≤ 8ε(c·n + Σk_j² + R).
+    # term by O(kε): total ≤ 8ε(c·d + Σk_j² + R).
     pre = np.asarray(net.C @ X.T).T + net.b[: f.m]
     R_cf = (np.maximum(pre, 0.0) ** 2).sum(axis=1) + c * ((1.0 - np.abs(X)) ** 2).sum(axis=1)
     eps = np.finfo(float).eps
-    net_tol = 8 * eps * (c * f.nv + float((klen**2).sum()) + R_cf)
+    net_tol = 8 * eps * (c * net.d + float((klen**2).sum()) + R_cf)
     net_agrees = bool(np.all(np.abs(R - R_cf) <= net_tol))
     tol = 1e-13 * np.maximum(1.0, R_cf)
     margins = {k: R_cf - v for k, v in bounds.items()}
-    ok = net_agrees and all(bool(np.all(mg >= -tol)) for mg in margins.values())
+    slacks = {k: float((mg + tol).min()) for k, mg in margins.items()}
+    ok = net_agrees and all(v >= 0 for v in slacks.values())
     allm = np.min(np.vstack(list(margins.values())), axis=0)
     worst = int(np.argmin(allm))
     return SoundnessResult(
@@ -333,7 +358,73 @@ def check_soundness(cnf, B: int, xs, copies: int | None = None, opt: int | None 
         bound_used=bound_used.tolist(), bound_round=bound_round.tolist(), bound_opt=b_opt,
         opt=None if opt is None else int(opt), min_margin=float(allm[worst]),
         min_margins={k: float(v.min()) for k, v in margins.items()}, worst_index=worst,
-        network_agrees=net_agrees)
+        network_agrees=net_agrees, min_slacks=slacks)
+
+
+# ------------------------------------------------------------------------------- ε-test (Def. B.9)
+
+
+@dataclass
+class ValueApproximationResult(_Result):
+    """Soundness claim of Thm B.10 on candidates: ε-approximate of value ⇒ rounding satisfies ≥ 7/8."""
+
+    passed: bool
+    eps: float
+    m2: int
+    threshold: float        # ε·√m₂
+    n_candidates: int
+    n_approximate: int      # candidates with ‖h(x) − z‖₂ ≤ ε√m₂
+    norms: list             # ‖h(x) − z‖₂
+    approximate: list
+    n_satisfied: list       # clauses satisfied by the rounding of each candidate
+    fraction_satisfied: list
+    required_fraction: float  # 7/8
+    worst_fraction: float | None  # smallest fraction among the approximate candidates
+
+
+def value_approximation_check(net: ReductionNetwork, xs, eps: float | None = None) -> ValueApproximationResult:
+    """Def. B.9 (ε-approximate of value: ‖h(x) − z‖₂ ≤ ε√m₂) and Thm B.10's soundness claim.
+
+    For each candidate x (rows of ``xs``, network inputs or the formula's numbering, in [−1, 1])
+    with ‖h(x) − z‖₂ ≤ ε√m₂ (default ε = 1/(60B), as in Thm B.10), the rounding x̄ = sign x must
+    satisfy at least 7/8 of the m clauses; ``passed`` iff every such candidate does.  m₂ = m + c·d
+    is the output count of the faithful network, for either form (the compact one has the same
+    residual with fewer outputs).
+
+    From the per-candidate inequality of :func:`check_soundness`, |U| ≤ ε²m₂ + n_used·B²/c; with
+    c = 100B² and unused variables dropped (m₂ = m + c·n_used) that is
+    m/(3600B²) + n_used(1/36 + 1/100) < m/8 whenever n_used ≤ 3m (every E3 formula), for every
+    B ≥ 1 — so on such networks this is a regression check.  The theorem's stronger
+    (7/8 + 5/√B)·m needs B > 1.44·10⁴ (erratum 3).  On the printed network (``drop_unused=False``)
+    m₂ counts the unused variables too, and the claim fails: a clause and 97 unused variables.
+
+    >>> net = build_network(Formula(100, [(1, 2, 3)]), drop_unused=False)   # the printed network
+    >>> r = value_approximation_check(net, net.to_input([False] * 100))     # the all-false corner
+    >>> r.approximate, r.fraction_satisfied, r.passed
+    ([True], [0.0], False)
+    >>> net = build_network(Formula(100, [(1, 2, 3)]))                      # unused variables dropped
+    >>> value_approximation_check(net, net.to_input([False] * 100)).approximate
+    [False]
+    """
+    if not isinstance(net, ReductionNetwork):
+        raise ValueError(f"net: expected a ReductionNetwork from build_network, got {type(net).__name__}")
+    if eps is None:
+        eps = 1.0 / (60 * net.B)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"eps: expected a positive finite tolerance, got {eps!r}")
+    X = np.atleast_2d(net._check_x(xs, box=True))
+    m2 = net.m + net.copies * net.d  # the faithful network's outputs (the compact form has fewer, same residual)
+    thr = float(eps) * math.sqrt(m2)
+    norms = np.sqrt(np.atleast_1d(net.residual(X)))
+    approx = norms <= thr
+    n_sat = net.m - np.atleast_1d(count_unsatisfied(_on_inputs(net), X < 0))
+    frac = n_sat / net.m
+    worst = float(frac[approx].min()) if approx.any() else None
+    return ValueApproximationResult(
+        passed=bool(np.all(frac[approx] >= 7 / 8)), eps=float(eps), m2=m2, threshold=thr,
+        n_candidates=int(X.shape[0]), n_approximate=int(approx.sum()), norms=norms.tolist(),
+        approximate=approx.tolist(), n_satisfied=n_sat.tolist(), fraction_satisfied=frac.tolist(),
+        required_fraction=7 / 8, worst_fraction=worst)
 
 
 # ------------------------------------------------------------------------------- Lipschitz
@@ -397,11 +488,13 @@ def lipschitz_check(net: ReductionNetwork, B: int | None = None, rng: np.random.
     Bv = net.B if B is None else B
     if isinstance(Bv, bool) or not isinstance(Bv, (int, np.integer)) or Bv < 1:
         raise ValueError(f"B: expected an integer >= 1, got {Bv!r}")
-    occ = occurrences(net.formula)
-    if occ.size and occ.max() > Bv:
-        raise ValueError(f"B: the formula violates the stated B = {Bv} (a variable occurs {occ.max()} times)")
+    lits = np.fromiter((abs(lit) for cl in net.formula.clauses for lit in cl), dtype=np.int64)
+    max_occ = int(np.unique(lits, return_counts=True)[1].max())
+    if max_occ > Bv:
+        raise ValueError(f"B: the formula violates the stated B = {Bv} (a variable occurs {max_occ} times)")
     if net.form != "faithful":
-        net = build_network(net.formula, B=net.B, copies=net.copies, form="faithful", bias=net.bias)
+        net = build_network(net.formula, B=net.B, copies=net.copies, form="faithful", bias=net.bias,
+                            drop_unused=net.d == net.n_used)
     c = net.copies
     rng = np.random.default_rng(0) if rng is None else rng
     n1 = _spectral_norm(net.W1)
@@ -409,13 +502,13 @@ def lipschitz_check(net: ReductionNetwork, B: int | None = None, rng: np.random.
     klen = [len(cl) for cl in net.formula.clauses]
     kmax = max(klen) if klen else 0
     bW1 = math.sqrt(2 * c + kmax * Bv)
-    CtC = (net.C.T @ net.C).toarray() if net.m else np.zeros((net.n, net.n))
-    lam = float(np.linalg.eigvalsh(CtC)[-1]) if net.n else 0.0
+    CtC = (net.C.T @ net.C).toarray()
+    lam = float(np.linalg.eigvalsh(CtC)[-1])
     L_up = math.sqrt(c + max(lam, 0.0))
     Ls = 0.0
     W1 = sp.csr_matrix(net.W1)
     for _ in range(samples):
-        x = rng.uniform(-1, 1, net.n)
+        x = rng.uniform(-1, 1, net.d)
         act = (W1 @ x + net.b) > 0
         J = net.W2 @ sp.diags(act.astype(float)) @ W1
         Ls = max(Ls, _spectral_norm(J))
@@ -433,10 +526,11 @@ def lipschitz_check(net: ReductionNetwork, B: int | None = None, rng: np.random.
 
 @dataclass
 class ExhaustiveResult(_Result):
-    """Every assignment of a small formula: residual = #unsatisfied, min = MaxSAT optimum."""
+    """Every assignment of a small formula's occurring variables: residual = #unsatisfied, min = MaxSAT optimum."""
 
     passed: bool
     n: int
+    n_used: int
     m: int
     n_assignments: int
     n_mismatch: int
@@ -449,22 +543,26 @@ class ExhaustiveResult(_Result):
 
 def exhaustive_check(cnf, B: int | None = None, copies: int | None = None, form: str = "compact",
                      chunk: int = 256) -> ExhaustiveResult:
-    """Enumerate {±1}ⁿ (n ≤ 12): ‖h(x) − z‖² must equal #unsatisfied exactly, and its minimum RC2's optimum.
+    """Enumerate {±1}^d (d ≤ 12 occurring variables): ‖h(x) − z‖² must equal #unsatisfied exactly,
+    and its minimum RC2's optimum.
 
-    Exact comparison: on {±1}ⁿ every term is an integer (compact form: √c·1 − √c = 0 exactly).
+    Variables that occur in no clause are not inputs (see :func:`build_network`) and change no
+    count, so only the 2^d assignments of the occurring ones are enumerated.  Exact comparison: on
+    {±1}^d every term is an integer (compact form: √c·1 − √c = 0 exactly).
 
     >>> r = exhaustive_check([[1, 2, 3], [-1, -2, -3], [1, -2, 3]])
     >>> r.passed, r.opt_exhaustive, r.n_assignments
     (True, 0, 8)
     """
     f = as_formula(cnf)
-    if f.nv > 12:
-        raise ValueError(f"cnf: exhaustive_check enumerates 2^n assignments and needs n <= 12, got n = {f.nv}")
+    d = int(used_variables(f).size)
+    if d > 12:
+        raise ValueError(f"cnf: exhaustive_check enumerates the 2^d assignments of the d variables that "
+                         f"occur and needs d <= 12, got d = {d}")
     net = build_network(f, B=B, copies=copies, form=form)
-    n = f.nv
-    N = 2**n
-    A = ((np.arange(N)[:, None] >> np.arange(n)) & 1).astype(bool)
-    unsat = count_unsatisfied(f, A) if f.m else np.zeros(N, dtype=int)
+    N = 2**d
+    A = ((np.arange(N)[:, None] >> np.arange(d)) & 1).astype(bool)  # True = variable true
+    unsat = count_unsatisfied(_on_inputs(net), A)
     res = np.empty(N)
     for s in range(0, N, chunk):
         res[s:s + chunk] = net.residual(np.where(A[s:s + chunk], -1.0, 1.0))  # x_i = -1 <=> X_i true
@@ -472,6 +570,6 @@ def exhaustive_check(cnf, B: int | None = None, copies: int | None = None, form:
     opt_e = int(unsat.min())
     opt_r, _ = max_sat(f)
     return ExhaustiveResult(passed=mism == 0 and opt_e == opt_r and float(res.min()) == opt_r,
-                            n=n, m=f.m, n_assignments=N, n_mismatch=mism, opt_exhaustive=opt_e,
+                            n=f.nv, n_used=d, m=f.m, n_assignments=N, n_mismatch=mism, opt_exhaustive=opt_e,
                             opt_maxsat=opt_r, min_residual=float(res.min()),
                             n_optimal=int(np.count_nonzero(unsat == opt_e)), form=net.form)

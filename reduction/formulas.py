@@ -9,6 +9,17 @@ a pysat model (a list of signed literals) is accepted wherever an assignment is.
 
 MAX-E3SAT(B) (MixCon appendix, before Thm B.6) is MAX-3SAT where every clause has exactly three
 literals on three distinct variables and every variable occurs in at most B clauses.
+
+Size limits (checked before anything of that size is allocated; each violation is a
+:class:`ValueError` naming the limit):
+
+* :data:`MAX_VARIABLES` = 10⁶ variables in a :class:`Formula` and in a DIMACS header (arrays indexed
+  by variable, such as :func:`occurrences` and assignments, have this length);
+* :data:`MAX_CLAUSES` = 10⁶ clauses declared in a DIMACS header;
+* :data:`MAX_LITERALS` = 10⁷ literals in one DIMACS text (bounds the parser's memory);
+* :data:`MAX_DIMACS_BYTES` = 256 MiB for a DIMACS file read by :func:`read_dimacs`.
+
+The network built from a formula has its own limit (:data:`reduction.network.MAX_NETWORK_BYTES`).
 """
 
 from __future__ import annotations
@@ -21,10 +32,15 @@ from typing import Iterable, Sequence
 import numpy as np
 
 __all__ = [
+    "MAX_VARIABLES",
+    "MAX_CLAUSES",
+    "MAX_LITERALS",
+    "MAX_DIMACS_BYTES",
     "Formula",
     "as_formula",
     "as_assignment",
     "occurrences",
+    "used_variables",
     "random_e3sat",
     "random_ksat",
     "planted_e3sat",
@@ -38,6 +54,15 @@ __all__ = [
 ]
 
 _INT = re.compile(r"-?[0-9]+\Z")
+
+#: Largest number of variables of a :class:`Formula` (and of a DIMACS header).
+MAX_VARIABLES = 1_000_000
+#: Largest number of clauses a DIMACS header may declare.
+MAX_CLAUSES = 1_000_000
+#: Largest number of literals in one DIMACS text.
+MAX_LITERALS = 10_000_000
+#: Largest DIMACS file :func:`read_dimacs` reads (bytes).
+MAX_DIMACS_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -59,6 +84,9 @@ class Formula:
         nv = self.nv
         if isinstance(nv, bool) or not isinstance(nv, (int, np.integer)) or nv < 0:
             raise ValueError(f"nv: expected a non-negative integer number of variables, got {nv!r}")
+        if nv > MAX_VARIABLES:
+            raise ValueError(f"nv: expected at most {MAX_VARIABLES} variables "
+                             f"(reduction.formulas.MAX_VARIABLES), got {nv}")
         object.__setattr__(self, "nv", int(nv))
         cls = []
         for j, c in enumerate(self.clauses):
@@ -153,6 +181,21 @@ def occurrences(cnf) -> np.ndarray:
         for lit in c:
             occ[abs(lit) - 1] += 1
     return occ
+
+
+def used_variables(cnf) -> np.ndarray:
+    """The variables that occur in at least one clause, as sorted DIMACS numbers (1-based).
+
+    Costs O(#literals), not O(n): a header may declare many more variables than occur.
+
+    >>> used_variables(Formula(9, [(3, -1), (-3, 7)])).tolist()
+    [1, 3, 7]
+    """
+    f = as_formula(cnf)
+    if not f.clauses:
+        return np.zeros(0, dtype=np.int64)
+    lits = np.fromiter((lit for c in f.clauses for lit in c), dtype=np.int64)
+    return np.unique(np.abs(lits))
 
 
 def as_assignment(assignment, n: int) -> np.ndarray:
@@ -337,6 +380,11 @@ def planted_e3sat(n: int, m: int, B: int, rng: np.random.Generator) -> tuple[For
 # ---------------------------------------------------------------------------------------- DIMACS
 
 
+def _short(tok: str, width: int = 24) -> str:
+    """A token for an error message: at most ``width`` characters (a message stays one short line)."""
+    return tok if len(tok) <= width else tok[:width - 3] + "..."
+
+
 def parse_dimacs(text: str) -> Formula:
     """Parse DIMACS CNF text strictly.
 
@@ -344,8 +392,11 @@ def parse_dimacs(text: str) -> Formula:
     clause; then clauses as whitespace-separated integer literals, each terminated by ``0`` (a
     clause may span lines).  A line ``%`` ends the formula (SATLIB convention).  Every error is a
     :class:`ValueError` naming the line number and offending token: missing/bad/duplicate header,
-    non-integer token, literal out of range, empty clause, missing terminating ``0``, clause count
-    different from the header.
+    a header above the size limits (n > :data:`MAX_VARIABLES`, m > :data:`MAX_CLAUSES`; checked on
+    the header line, before any clause is read), non-integer token, literal out of range (beyond
+    the header's n), more than :data:`MAX_LITERALS` literals, empty clause, missing terminating
+    ``0``, clause count different from the header.  A header may declare variables that occur in
+    no clause (DIMACS allows it); :func:`reduction.build_network` leaves them out of the network.
 
     >>> f = parse_dimacs("c demo\\np cnf 3 2\\n1 -2 0\\n2 3 -1 0\\n")
     >>> f.nv, f.clauses
@@ -361,7 +412,7 @@ def parse_dimacs(text: str) -> Formula:
     nv = m_decl = None
     clauses: list[tuple[int, ...]] = []
     cur: list[int] = []
-    cur_line = 0
+    cur_line = n_lits = 0
     for lineno, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if not s or s[0] == "c":
@@ -371,23 +422,30 @@ def parse_dimacs(text: str) -> Formula:
         toks = s.split()
         if toks[0] == "p":
             if nv is not None:
-                raise ValueError(f"DIMACS line {lineno}: duplicate header {s!r}")
+                raise ValueError(f"DIMACS line {lineno}: duplicate header {_short(s, 60)!r}")
             if cur or clauses:
-                raise ValueError(f"DIMACS line {lineno}: header {s!r} after clauses")
+                raise ValueError(f"DIMACS line {lineno}: header {_short(s, 60)!r} after clauses")
             if len(toks) != 4 or toks[1] != "cnf":
-                raise ValueError(f"DIMACS line {lineno}: bad header {s!r} (expected 'p cnf <n> <m>')")
+                raise ValueError(f"DIMACS line {lineno}: bad header {_short(s, 60)!r} (expected 'p cnf <n> <m>')")
             for tok in toks[2:]:
                 if not _INT.match(tok) or tok.startswith("-"):
-                    raise ValueError(f"DIMACS line {lineno}: bad header token {tok!r} "
+                    raise ValueError(f"DIMACS line {lineno}: bad header token {_short(tok)!r} "
                                      f"(expected a non-negative integer)")
-            nv, m_decl = int(toks[2]), int(toks[3])
+            # a token of more than 18 digits is above any limit; int() of a very long one is slow
+            nv, m_decl = (int(t) if len(t) <= 18 else 10**18 for t in toks[2:])
+            if nv > MAX_VARIABLES:
+                raise ValueError(f"DIMACS line {lineno}: header declares n = {_short(toks[2])} variables, "
+                                 f"above the limit of {MAX_VARIABLES} (reduction.formulas.MAX_VARIABLES)")
+            if m_decl > MAX_CLAUSES:
+                raise ValueError(f"DIMACS line {lineno}: header declares m = {_short(toks[3])} clauses, "
+                                 f"above the limit of {MAX_CLAUSES} (reduction.formulas.MAX_CLAUSES)")
             continue
         if nv is None:
-            raise ValueError(f"DIMACS line {lineno}: missing header 'p cnf <n> <m>' before token {toks[0]!r}")
+            raise ValueError(f"DIMACS line {lineno}: missing header 'p cnf <n> <m>' before token {_short(toks[0])!r}")
         for tok in toks:
             if not _INT.match(tok):
-                raise ValueError(f"DIMACS line {lineno}: non-integer token {tok!r}")
-            lit = int(tok)
+                raise ValueError(f"DIMACS line {lineno}: non-integer token {_short(tok)!r}")
+            lit = int(tok) if len(tok) <= 19 else 10**18  # longer: out of range (n <= MAX_VARIABLES)
             if lit == 0:
                 if not cur:
                     raise ValueError(f"DIMACS line {lineno}: empty clause (token '0' with no literals)")
@@ -395,10 +453,14 @@ def parse_dimacs(text: str) -> Formula:
                 cur = []
                 continue
             if abs(lit) > nv:
-                raise ValueError(f"DIMACS line {lineno}: literal {tok!r} out of range "
+                raise ValueError(f"DIMACS line {lineno}: literal {_short(tok)!r} out of range "
                                  f"(header declares n = {nv} variables)")
             if not cur:
                 cur_line = lineno
+            n_lits += 1
+            if n_lits > MAX_LITERALS:
+                raise ValueError(f"DIMACS line {lineno}: more than {MAX_LITERALS} literals "
+                                 f"(reduction.formulas.MAX_LITERALS)")
             cur.append(lit)
     if nv is None:
         raise ValueError("DIMACS: missing header 'p cnf <n> <m>' (no header line found)")
@@ -411,11 +473,15 @@ def parse_dimacs(text: str) -> Formula:
 
 
 def read_dimacs(path: str | Path) -> Formula:
-    """Read a DIMACS CNF file (see :func:`parse_dimacs`)."""
+    """Read a DIMACS CNF file (see :func:`parse_dimacs`); files above :data:`MAX_DIMACS_BYTES` are refused unread."""
     p = Path(path)
     if not p.is_file():
         what = "is not a regular file" if p.exists() else "does not exist"
         raise ValueError(f"path: expected a DIMACS CNF file, but {str(p)!r} {what}")
+    size = p.stat().st_size
+    if size > MAX_DIMACS_BYTES:
+        raise ValueError(f"{p}: DIMACS file of {size} bytes, above the limit of {MAX_DIMACS_BYTES} "
+                         f"(reduction.formulas.MAX_DIMACS_BYTES)")
     try:
         return parse_dimacs(p.read_bytes())
     except ValueError as exc:

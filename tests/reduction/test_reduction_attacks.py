@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from reduction import (
+    Formula,
     build_network,
     count_unsatisfied,
     invert,
@@ -27,6 +28,21 @@ def test_invert_reports_consistent_numbers(method):
     assert r.n_unsatisfied == count_unsatisfied(f, r.assignment) >= r.min_unsatisfied
     opt, _ = max_sat(f)
     assert r.min_unsatisfied >= opt and r.residual >= soundness_bound(opt, 15)
+
+
+@pytest.mark.parametrize("method", ["pgd", "lbfgsb"])
+def test_invert_reads_and_writes_the_formulas_numbering(method):
+    """Unused variables are not inputs: points have d = 4 coordinates, assignments n = 9, and the
+    counts are those of the formula itself."""
+    f = Formula(9, [(2, -5, 7), (-2, 5, 9), (5, 7, -9), (-7, -9, 2)])  # X1, X3, X4, X6, X8 unused
+    net = build_network(f, form="compact")
+    r = invert(net, restarts=3, steps=40, method=method, rng=np.random.default_rng(0), device="cpu")
+    assert r.xs.shape == (3, 4) and r.assignment.shape == (9,)
+    np.testing.assert_array_equal(r.assignment, net.round(r.x))
+    assert r.n_unsatisfied == count_unsatisfied(f, r.assignment)
+    a = np.array([False, True, False, False, True, False, True, False, True])
+    warm = invert(net, restarts=0, steps=5, method="lbfgsb", x0=net.lift(net.to_input(a)))  # n-length start
+    assert warm.residual == 0.0 and warm.assignment.tolist() == a.tolist()
 
 
 def test_invert_warm_start_from_planted_solution_stays_exact():

@@ -6,9 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pysat.formula import CNF
 
+import reduction.formulas as F
 from reduction import (
+    MAX_VARIABLES,
     Formula,
     as_assignment,
+    as_formula,
+    build_network,
     count_unsatisfied,
     instance_batch,
     occurrences,
@@ -18,6 +22,7 @@ from reduction import (
     random_ksat,
     read_dimacs,
     to_dimacs,
+    used_variables,
     write_dimacs,
 )
 
@@ -172,3 +177,67 @@ def test_read_dimacs_missing_or_not_a_file(tmp_path):
         read_dimacs(tmp_path / "nope.cnf")
     with pytest.raises(ValueError, match="not a regular file"):
         read_dimacs(tmp_path)
+
+
+# ------------------------------------------------------------------------------ size limits
+
+@pytest.mark.parametrize("text,pattern", [
+    ("p cnf 99999999999 1\n1 2 3 0\n",
+     r"line 1: header declares n = 99999999999 variables, above the limit of 1000000"),
+    ("p cnf 2000000 1\n1 2 3 0\n", r"line 1: header declares n = 2000000 variables, above the limit of 1000000"),
+    ("p cnf 1000001 1\n1 0\n", r"n = 1000001 variables, above the limit"),  # one past the limit
+    ("p cnf 3 1000001\n1 0\n", r"line 1: header declares m = 1000001 clauses, above the limit of 1000000"),
+    ("p cnf " + "9" * 5000 + " 1\n1 0\n", r"n = 9{21}\.\.\. variables, above the limit"),  # short message
+    ("p cnf 3 1\n1 " + "9" * 5000 + " 0\n", r"line 2: literal '9{21}\.\.\.' out of range"),
+], ids=["n-1e11", "n-2e6", "n-limit+1", "m-limit+1", "n-5000-digits", "literal-5000-digits"])
+def test_dimacs_header_limits(text, pattern):
+    """Checked on the header line, before any clause is read or anything of that size is allocated."""
+    with pytest.raises(ValueError, match=pattern):
+        parse_dimacs(text)
+
+
+def test_dimacs_at_the_variable_limit_is_accepted():
+    f = parse_dimacs(f"p cnf {MAX_VARIABLES} 1\n1 -{MAX_VARIABLES} 0\n")
+    assert f.nv == MAX_VARIABLES and used_variables(f).tolist() == [1, MAX_VARIABLES]
+    assert build_network(f, form="compact").shape == (2, 1 + 4, 1 + 2)  # the 999 998 unused are dropped
+
+
+def test_dimacs_literal_limit(monkeypatch):
+    monkeypatch.setattr(F, "MAX_LITERALS", 5)
+    assert parse_dimacs("p cnf 3 2\n1 2 3 0\n-1 -2 0\n").m == 2           # exactly 5 literals
+    with pytest.raises(ValueError, match=r"line 3: more than 5 literals \(reduction.formulas.MAX_LITERALS\)"):
+        parse_dimacs("p cnf 3 2\n1 2 3 0\n-1 -2 3 0\n")
+
+
+def test_read_dimacs_refuses_a_large_file_unread(tmp_path, monkeypatch):
+    p = tmp_path / "f.cnf"
+    p.write_text("p cnf 3 1\n1 2 3 0\n")  # 18 bytes
+    monkeypatch.setattr(F, "MAX_DIMACS_BYTES", 17)
+    with pytest.raises(ValueError, match=r"f\.cnf: DIMACS file of 18 bytes, above the limit of 17"):
+        read_dimacs(p)
+    monkeypatch.setattr(F, "MAX_DIMACS_BYTES", 18)
+    assert read_dimacs(p).m == 1
+
+
+@pytest.mark.parametrize("make", [lambda: Formula(MAX_VARIABLES + 1, []),
+                                  lambda: as_formula([[1, 2]], n=MAX_VARIABLES + 1),
+                                  lambda: as_formula([[1, -(MAX_VARIABLES + 1)]])],
+                         ids=["Formula", "as_formula-n", "as_formula-literal"])
+def test_formula_variable_limit(make):
+    with pytest.raises(ValueError, match=r"nv: expected at most 1000000 variables"):
+        make()
+
+
+def test_empty_dimacs_parses_but_builds_no_network():
+    """'p cnf 0 0' is valid DIMACS (a trivially satisfiable formula); the reduction refuses it."""
+    f = parse_dimacs("p cnf 0 0\n")
+    assert (f.nv, f.m) == (0, 0)
+    with pytest.raises(ValueError, match=r"expected at least one clause, got an empty formula \(n = 0, m = 0\)"):
+        build_network(f)
+
+
+@given(st.lists(clause_st, min_size=1, max_size=12), st.integers(0, 3))
+def test_used_variables_are_those_in_clauses(clauses, extra):
+    nv = max(abs(v) for c in clauses for v in c) + extra
+    f = Formula(nv, clauses)
+    np.testing.assert_array_equal(used_variables(f), np.flatnonzero(occurrences(f)) + 1)
