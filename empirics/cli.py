@@ -11,19 +11,29 @@ battery with a small CEM experiment) — each adapted by its ``verify_args``.
 Building the parser imports every section module for its ``add_arguments``; section modules import
 torch only inside the functions that run, so ``invlimits theory`` never imports torch.
 
+Before any work, ``--out`` is checked: it must be (or be creatable as) a writable directory, and
+a directory whose ``results.json`` came from another command is refused unless ``--force``.
+Finished runs are records in ``DIR/records`` (:mod:`empirics.store`), keyed by their full
+configuration: the same command reuses them, a changed setting runs afresh.  Figures a previous
+run of the command left in ``DIR`` that this run does not produce are removed.
+
 The exit status is 0 when every check passed, 1 when a check failed, 2 on a usage error (bad
 input, or training that diverged) and 130 when interrupted (Ctrl-C): finished models and
-checkpoints stay in ``DIR`` and the same command resumes from them.
+checkpoints stay in ``DIR`` and the same command resumes from them.  The command line selects
+matplotlib's non-interactive Agg backend (unless ``MPLBACKEND`` says otherwise) and sets torch's
+CPU threads (:mod:`empirics.threads`); the library does neither.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 from .report import Section, section_text, write_report, write_results
 
@@ -52,12 +62,24 @@ def _load(name: str):
         raise
 
 
+#: commands that never import torch (the rest get their CPU threads set before they run)
+TORCH_FREE = {"theory", "reduction"}
+
+
 def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--out", type=Path, default=Path(default_out),
                    help=f"output directory (default: {default_out})")
-    p.add_argument("--seed", type=int, default=0, help="master random seed (default: 0)")
-    p.add_argument("--quick", action="store_true", help="smaller, faster settings")
-    p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda:0 ...")
+    p.add_argument("--seed", type=int, default=0, help="master random seed (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="smaller, faster settings (see the README per command)")
+    p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda:0 ... "
+                                                    "(default: %(default)s)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an --out directory that holds another command's results")
+
+
+def _version() -> str:
+    from .store import package_version
+    return package_version()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Executable checks of model-inversion limits in split inference "
                     "(CEM Thms 1-2, MixCon Thm B.10, attacks and defenses).",
     )
+    parser.add_argument("--version", action="version", version=f"invlimits {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     v = sub.add_parser("verify", help="run every section on embedded defaults; writes report.md")
@@ -80,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         mod = _load(name)
         if mod is None:
             continue
-        p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip().split("\n\n")[0])
+        p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip().split("\n\n")[0],
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         _add_common(p, f"runs/{name}")
         if hasattr(mod, "add_arguments"):
             mod.add_arguments(p)
@@ -92,7 +116,7 @@ def _defaults_for(name: str, mod, common: argparse.Namespace) -> argparse.Namesp
     if hasattr(mod, "add_arguments"):
         mod.add_arguments(p)
     ns = p.parse_args([])
-    for k in ("out", "seed", "quick", "device"):
+    for k in ("out", "seed", "quick", "device", "force"):
         setattr(ns, k, getattr(common, k))
     ns.verify = True
     return ns
@@ -134,13 +158,77 @@ def _run_verify(args: argparse.Namespace) -> tuple[list[Section], dict]:
     return sections, extra
 
 
+def prepare_out(out: Path, command: str, *, force: bool = False) -> Path:
+    """Check ``--out`` before any work: a writable directory (created if absent) that holds no
+    other command's results (unless ``force``).  Every problem is one ``ValueError``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--out: cannot create {out}: a part of that path is a file, not a directory") from None
+    except PermissionError:
+        raise ValueError(f"--out: cannot create {out}: permission denied") from None
+    except OSError as exc:
+        raise ValueError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError:
+        raise ValueError(f"--out: {out} is not writable") from None
+    res = out / "results.json"
+    if res.exists() and not force:
+        try:
+            prev = json.loads(res.read_text()).get("command")
+        except (OSError, ValueError, AttributeError):
+            raise ValueError(f"--out: {res} is not a results file of invlimits; use another --out or --force") from None
+        if prev != command:
+            raise ValueError(f"--out: {out} holds results of `invlimits {prev}`; use another --out, or --force "
+                             f"to replace them")
+    return out
+
+
+def _previous_figures(out: Path) -> list[str]:
+    try:
+        prev = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return []
+    figs = list(prev.get("figures") or [])
+    for sec in (prev.get("sections") or {}).values():
+        if isinstance(sec, dict):
+            figs += list(sec.get("figures") or [])
+    return [f for f in figs if isinstance(f, str)]
+
+
+def _remove_stale(out: Path, old: list[str], new: list[str]) -> None:
+    """Delete figures a previous run wrote into ``out`` that this run did not produce."""
+    keep = {Path(f).resolve() for f in new}
+    root = out.resolve()
+    for f in old:
+        p = Path(f).resolve()
+        if p not in keep and p.suffix.lower() in (".png", ".pdf", ".svg") and root in p.parents and p.is_file():
+            p.unlink()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    if "MPLBACKEND" not in os.environ:
+        import matplotlib
+        matplotlib.use("Agg")
+    try:
+        out = prepare_out(args.out, args.command, force=getattr(args, "force", False))
+    except ValueError as exc:
+        print(f"invlimits {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     args.out = out
+    old_figures = _previous_figures(out)
+    if args.command not in TORCH_FREE:
+        from .threads import configure_threads
+        configure_threads()
     t0 = time.perf_counter()
     try:
         if args.command == "verify":
@@ -164,14 +252,19 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
     res = write_results(out, args.command, argv, sections, seconds, extra)
     rep = write_report(out, f"invlimits {args.command}", sections, seconds)
+    _remove_stale(out, old_figures, [f for s in sections for f in s.figures])
     ok = all(s.passed for s in sections)
     n = sum(len(s.checks) for s in sections)
     nfail = sum(not c.passed for s in sections for c in s.checks)
+    for s in sections:
+        if s.headline:
+            print(f"\n{s.title}: {s.headline}")
     if n:
         print(f"\n{'PASS' if ok else 'FAIL'}: {n - nfail}/{n} checks passed in {seconds:.1f} s.")
     else:
         print(f"\nDone in {seconds:.1f} s (this run has no pass/fail checks; see the tables).")
-    print(f"wrote {res}")
+    nrec = len(json.loads(res.read_text()).get("records", []))
+    print(f"wrote {res}" + (f" ({nrec} run records; all records in {out / 'records'})" if nrec else ""))
     print(f"wrote {rep}")
     for s in sections:
         for f in s.figures:

@@ -39,6 +39,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
+from .seeding import stream_seed
+
 __all__ = ["SplitModel", "make_model", "available_presets", "PRESET_INPUT_SHAPES"]
 
 
@@ -269,6 +271,6 @@ def make_model(preset: str, *, num_classes: int, bottleneck: int | None = None,
     if sigmoid is None:
         sigmoid = preset != "synthetic"
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+        torch.manual_seed(stream_seed(int(seed), "init"))
         enc, head, shape, unit = _PRESETS[preset](num_classes, bottleneck, input_shape, hidden, sigmoid)
     return SplitModel(enc, head, defenses=defenses, input_shape=shape, unit_range=unit)

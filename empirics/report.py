@@ -6,10 +6,15 @@ margin), optional extra tables, figure paths and free-form data.  This module tu
 the terminal table, ``results.json`` (schema below) and ``report.md``.  It imports neither torch
 nor matplotlib, so printing a report is cheap.
 
-``results.json`` schema (``schema_version`` 1)::
+``results.json`` schema (``schema_version`` 2)::
 
-    {"schema_version": 1, "command": str, "argv": [...], "passed": bool, "seconds": float,
-     "sections": {key: Section.to_dict()}, ...extra top-level keys a command adds}
+    {"schema_version": 2, "command": str, "argv": [...], "passed": bool, "n_checks": int,
+     "seconds": float, "figures": [path, ...], "sections": {key: Section.to_dict()},
+     "records": [{key, kind, status, reason, config, result, seconds, device}, ...],
+     ...extra top-level keys a command adds}
+
+``records`` lists every run record (:mod:`empirics.store`) the command's tables summarise, each
+with its key and full configuration.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -33,20 +38,23 @@ __all__ = [
     "format_table",
     "jsonable",
     "write_json_atomic",
-    "append_jsonl",
-    "read_jsonl",
     "write_results",
     "write_report",
 ]
 
 
+class CheckError(AssertionError):
+    """A check row whose ``passed`` disagrees with the sign of its ``margin`` (a programming error)."""
+
+
 @dataclass
 class Check:
-    """One pass/fail row: ``value`` compared with ``bound``.
+    """One pass/fail row: ``value`` compared with ``bound`` within a stated ``tolerance``.
 
-    ``margin`` is signed so that a positive margin means the check holds with room to spare
-    (for "value ≥ bound" checks it is ``value − bound``; for "value ≤ bound" it is
-    ``bound − value``; for equalities it is ``tolerance − |value − bound|``).
+    ``margin`` is signed so that ``margin ≥ 0`` exactly when the check passed: for "value ≥
+    bound" checks it is ``value − bound`` plus the allowed tolerance (e.g. ``z_crit`` standard
+    errors); for "value ≤ bound" it is ``bound − value`` plus the tolerance; for equalities it is
+    ``tolerance − |value − bound|``.  ``tolerance`` says in words (or as a number) what was allowed.
     """
 
     check: str
@@ -56,6 +64,7 @@ class Check:
     margin: float | None
     passed: bool
     note: str = ""
+    tolerance: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -74,15 +83,31 @@ class Section:
     figures: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    records: list = field(default_factory=list)  # empirics.runs.Record objects this section summarises
+    headline: str = ""  # a verdict printed first (terminal and report.md)
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
-    def add(self, check: str, instance: str, value, bound, margin, passed, note: str = "") -> Check:
-        c = Check(check, instance, _num(value), _num(bound), _num(margin), bool(passed), note)
+    def add(self, check: str, instance: str, value, bound, margin, passed, note: str = "",
+            tolerance=None) -> Check:
+        """Append a check row; ``margin ≥ 0`` must hold exactly when ``passed`` (else CheckError)."""
+        c = Check(check, instance, _num(value), _num(bound), _num(margin), bool(passed), note, _num(tolerance))
+        m = c.margin
+        if isinstance(m, float) and math.isfinite(m) and (m >= 0) != c.passed:
+            raise CheckError(f"check {check!r} on {instance!r}: margin {m} but passed={c.passed}")
         self.checks.append(c)
         return c
+
+    def add_comparison(self, check: str, instance: str, cmp, note: str = "") -> Check:
+        """A row from an :class:`empirics.checks.Comparison` (value ≥ bound, one-sided test):
+        passes unless the shortfall is significant; margin = difference + z_crit·s.e."""
+        tol = (f"{cmp.z_crit:.2f} s.e. (one-sided, family-wise α = {cmp.alpha:g} over {cmp.m})"
+               if cmp.stderr > 0 else "0 (exact)")
+        extra = f"s.e. {cmp.stderr:.2g}, z = {cmp.z:.2f}, {cmp.status}"
+        return self.add(check, instance, cmp.value, cmp.bound, cmp.margin, cmp.passed,
+                        note=f"{note}; {extra}" if note else extra, tolerance=tol)
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(
@@ -98,6 +123,8 @@ class Section:
                 "table_notes": self.table_notes,
                 "figures": self.figures,
                 "seconds": self.seconds,
+                "headline": self.headline,
+                "records": [r.key for r in self.records],
                 **self.data,
             }
         )
@@ -159,43 +186,6 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
     return path
 
 
-def append_jsonl(path: str | Path, record: Mapping[str, Any]) -> None:
-    """Append one JSON record (one finished run) to a JSONL file, flushed to disk.
-
-    A torn last line left by an interrupted write is cut off first, so the new record starts on a
-    fresh line (and :func:`read_jsonl` sees it).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.stat().st_size:
-        with open(path, "r+b") as fh:
-            data = fh.read()
-            if not data.endswith(b"\n"):
-                fh.truncate(data.rfind(b"\n") + 1)
-    with open(path, "a") as fh:
-        fh.write(json.dumps(jsonable(dict(record))) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL file written by :func:`append_jsonl`; a torn last line (crash) is ignored."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    out = []
-    with open(path) as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # torn tail of an interrupted write
-    return out
-
-
 def _fmt(v: Any, column: str = "") -> str:
     if v is None:
         return "-"
@@ -236,14 +226,17 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
     return "\n".join(out)
 
 
-CHECK_COLUMNS = ["check", "instance", "value", "bound", "margin", "passed"]
+CHECK_COLUMNS = ["check", "instance", "value", "bound", "tolerance", "margin", "passed"]
 
 
 def section_text(section: Section) -> str:
     """Terminal rendering of a section: the check table, then its extra tables."""
-    parts = [f"== {section.title} ({'pass' if section.passed else 'FAIL'}, "
+    status = ("pass" if section.passed else "FAIL") if section.checks else "no checks"
+    parts = [f"== {section.title} ({status}, "
              f"{sum(c.passed for c in section.checks)}/{len(section.checks)} checks, "
              f"{section.seconds:.1f} s) =="]
+    if section.headline:
+        parts.append(section.headline)
     if section.checks:
         parts.append(format_table([c.to_dict() for c in section.checks], CHECK_COLUMNS))
     for name, rows in section.tables.items():
@@ -256,110 +249,61 @@ def write_results(out: str | Path, command: str, argv: Sequence[str], sections: 
                   seconds: float, extra: Mapping[str, Any] | None = None) -> Path:
     """Write ``out/results.json`` for a command; returns its path."""
     sections = list(sections)
+    recs, seen = [], set()
+    for s in sections:
+        for r in s.records:
+            if r.key not in seen:
+                seen.add(r.key)
+                recs.append(r.summary())
+    n_checks = sum(len(s.checks) for s in sections)
     payload = {
         "schema_version": SCHEMA_VERSION,
         "command": command,
         "argv": list(argv),
         "passed": all(s.passed for s in sections),
+        "n_checks": n_checks,
         "seconds": seconds,
+        "figures": [f for s in sections for f in s.figures],
         "sections": {s.key: s.to_dict() for s in sections},
+        "records": recs,
     }
     if extra:
         payload.update(extra)
     return write_json_atomic(Path(out) / "results.json", payload)
 
 
-ERRATA_MD = """\
-## Errata and departures from the papers
-
-Where a claim is false as printed, a test holds the counterexample and the package implements the
-corrected mathematics; the other items are documented choices and measurements.
-
-**Hardness reduction (MixCon appendix, Thm B.10–B.11).**
-
-1. *Clause bias.* The printed bias −2 is right only for exactly three literals: an unsatisfied
-   2-literal clause outputs 0 and a 4-literal one outputs 2. We use −(k−1) (exact for k = 1..4,
-   repeated literals and tautologies); `bias="paper"` reproduces −2 so the failure can be shown.
-2. *Soundness proof.* "x_i = 0" should read "x_i = 1"; T = m + 128B²n should be m + 100B²n;
-   1/(36B²) should be 1/(3600B²) and 1/(5√B) should be 5/√B; "n ≤ 3m" is false when a variable
-   occurs in no clause (use n_used ≤ 3m). What holds per instance, and is checked against RC2 and
-   every attack: ‖h(x)−z‖² ≥ |U(sign x)|·(1 − 3/(100B)) ≥ |U| − n_used/100 (max over Δ of
-   2BΔ − 100B²Δ² = 1/100 exactly). The printed margin chain is positive only for B > 1.84·10⁵;
-   with the sharper inequality, for B > 1.44·10⁴ (exact thresholds by sympy).
-3. *Constants.* B ≥ 15000 with 100B² copies per variable is 2.25·10¹⁰ copies (the project's
-   design notes print 2.25·10⁸, which is B²): never buildable. `copies` is a parameter and the
-   compact form (one copy pair weighted √copies) has the identical residual.
-4. *Lipschitz step.* ‖W₁‖ ≤ √(200B²+3B) ≤ 15B and ‖W₂‖ = √2 exactly (the proof prints ‖W⁽²⁾‖ ≤ 2
-   and bounds W⁽¹⁾ under that name); the printed product 30B is about 3× the exact one.
-
-**Entropy limit (CEM paper, Thms 1–2 and supplementary S.1–S.2).**
-
-5. *Theorem 2 is Huber's bound.* Its sum equals the Huber upper bound on H(z) minus H(ε) (checked
-   symbolically and to 1e-10 numerically). The Kolchinsky–Tracey (KL) bound is never looser and
-   the max-entropy (Gaussian, Cov z) bound wins when components overlap; all three are offered.
-6. *Rigour.* Theorem 2 is a certificate only when ẑ *is* a Gaussian mixture (e.g. an affine
-   encoder on mixture data) and H(x) is known or lower-bounded. On fitted mixtures and real data
-   every Theorem 2 number is an *estimate* and is labelled `rigorous = no`.
-7. *What can be certified.* For data in [0,1]^d, H(x) ≤ 0, so Theorems 1+2 never certify a
-   per-dimension MSE above 1/(2πe) ≈ 0.0585 (`theory.certifiable_mse`, reported by `check-defense`).
-8. *Proof typos (harmless).* Eq. 13 / S5 writes log(2πe·ε) where ξ is meant; the step called
-   "Jensen" in Eq. 11 / S3 is AM–GM on the eigenvalues; Eqs. 14–15 / S6–S7 write (2πe)^d with the
-   input dimension where the dimension of z is meant (the factors cancel in Eq. 16). Theorem 1
-   states no equality case: it is tight iff x|z is Gaussian with isotropic covariance whose trace
-   does not depend on z.
-9. *Nonparametric entropy estimators* (Kozachenko–Leonenko, KSG) are biased in d ≥ 5, so the
-   package does not use them: every entropy is a closed form, a mixture bound or a Monte-Carlo
-   estimate of a known density, with its standard error.
-
-**CEM, Algorithm 1 (CEM paper, Eq. 5–8).**
-
-10. *Released code vs paper.* The code computes no mixture and no log-determinant (per-class
-    k-means, one scalar variance per cluster inside log(v + 0.01), a ReLU floor at 0.125σ², λ
-    rescaled by 0.001/lr). We implement Eq. 3/7 (`objective="paper"`) and offer the recipe
-    separately (`objective="code"`), never mixed.
-11. *Choices the paper leaves open.* Eq. 7's sum index reads i = j where j = 1 is meant; Eq. 6 uses
-    the weight π already updated by Eq. 5; the mixture models the noise-free ẑ (fitting the noisy
-    z and subtracting Σp can leave an indefinite matrix); ΔΣ is taken about the component mean
-    (about the batch mean it is singular for the typical 4 points per component per batch).
-12. *No noise, no bound.* Without feature noise L_C (and I(z; ẑ)) is infinite; CEM then uses
-    Σp = `min_noise_var`·I and warns.
-13. *λ scale.* The paper's λ = 16 belongs to the released code's loss scale; with the paper's
-    Eq. 7 (a sum of log-determinants) it dominates the task loss: on digits (σ = 0.1, 5 epochs)
-    λ = 16 leaves the accuracy at chance (8.7 %). Our digits experiments use λ = 0.01–0.05;
-    `--preset paper` keeps λ = 16 as the paper states it.
-14. *Overhead.* The per-step log-determinants are kept in a low-rank form (Eq. 6's change has rank
-    ≤ n_j) and the per-epoch mixture is warm-started EM; `invlimits bench` measures the whole
-    epoch cost against the naive route (fresh Cholesky of every covariance every step, EM from
-    scratch).
-
-**Attacks and metrics.**
-
-15. *Truncation attack (Yang et al., Eq. 12).* log 0 of truncated entries is undefined; we impute
-    (smallest kept log-probability − 1) per vector.
-16. *SSIM* follows Wang et al. 2004 (11×11 Gaussian window, σ = 1.5); images smaller than 11 pixels
-    (8×8 digits) are not border-cropped.
-17. *Attack optimality check.* "No attack below the MMSE" is checked against the error of the exact
-    posterior mean on the same test pairs, with the standard error of the paired difference (far
-    tighter than the Monte-Carlo s.e. of the MMSE itself); both numbers are in the table.
-"""
+def _relative(fig, out: Path) -> str:
+    """A figure path relative to the report's own folder (so links work wherever it is opened)."""
+    return os.path.relpath(Path(fig).resolve(), Path(out).resolve())
 
 
 def write_report(out: str | Path, title: str, sections: Iterable[Section], seconds: float,
                  preamble: str = "", errata: bool = True) -> Path:
-    """Write ``out/report.md``: one part per section with its checks, tables and figures."""
+    """Write ``out/report.md``: verdicts first, then one part per section with its checks, tables
+    and figures (linked relative to ``out``), then the errata."""
+    from .errata import errata_markdown
     out = Path(out)
     sections = list(sections)
     ok = all(s.passed for s in sections)
-    lines = [f"# {title}", "",
-             f"**Overall: {'PASS' if ok else 'FAIL'}** — "
-             f"{sum(len(s.checks) for s in sections)} checks in {len(sections)} sections, "
-             f"{seconds:.1f} s.", ""]
+    n = sum(len(s.checks) for s in sections)
+    nfail = sum(not c.passed for s in sections for c in s.checks)
+    if n:
+        head = (f"**Overall: {'PASS' if ok else 'FAIL'}** — {n - nfail} of {n} checks passed in "
+                f"{len(sections)} section(s), {seconds:.1f} s.")
+    else:
+        head = f"**No pass/fail checks in this run** ({len(sections)} section(s), {seconds:.1f} s); see the tables."
+    lines = [f"# {title}", "", head, ""]
+    for s in sections:
+        if s.headline:
+            lines += [f"**{s.title}:** {s.headline}", ""]
     if preamble:
         lines += [preamble, ""]
-    lines += ["Each check compares a measured `value` with a `bound`; `margin` is signed so that a "
-              "positive margin means the check holds with room to spare.", ""]
+    if n:
+        lines += ["Each check compares a measured `value` with a `bound` within the stated `tolerance`; "
+                  "`margin` is signed so that `margin ≥ 0` exactly when the check passed.", ""]
     for s in sections:
-        lines += [f"## {s.title} — {'pass' if s.passed else 'FAIL'}", ""]
+        status = ("pass" if s.passed else "FAIL") if s.checks else "no checks"
+        lines += [f"## {s.title} — {status}", ""]
         if s.description:
             lines += [s.description, ""]
         if s.checks:
@@ -370,10 +314,9 @@ def write_report(out: str | Path, title: str, sections: Iterable[Section], secon
                 lines += [s.table_notes[name], ""]
             lines += [format_table(rows, markdown=True), ""]
         for fig in s.figures:
-            rel = os.path.relpath(fig, out) if os.path.isabs(fig) else fig
-            lines += [f"![{Path(fig).stem}]({rel})", ""]
+            lines += [f"![{Path(fig).stem}]({_relative(fig, out)})", ""]
     if errata:
-        lines += [ERRATA_MD]
+        lines += [errata_markdown()]
     path = out / "report.md"
     out.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

@@ -42,6 +42,7 @@ from .data import ArrayDataset, as_dataset
 from .defenses.base import Defense, EpochContext, Step
 from .device import resolve_device
 from .models import SplitModel
+from .seeding import stream_seed, torch_generator
 
 __all__ = ["TrainResult", "train", "evaluate", "validate_model_data", "make_optimizer",
            "CHECKPOINT_VERSION"]
@@ -137,7 +138,7 @@ def evaluate(model: SplitModel, data, *, batch_size: int = 512, device=None, gen
     data = as_dataset(data)
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
     if generator is None:
-        generator = torch.Generator(device=dev).manual_seed(int(seed))
+        generator = torch_generator(int(seed), "eval", device=dev)
     was = model.training
     model.eval()
     correct, loss, n = 0, 0.0, len(data)
@@ -169,10 +170,49 @@ def _save_checkpoint(path: Path, payload: dict) -> None:
         raise
 
 
+def _identity(identity, model, opt, defenses, seed, batch_size, lr, weight_decay) -> dict:
+    from .report import jsonable
+    auto = {"seed": int(seed), "batch_size": int(batch_size), "lr": float(lr), "weight_decay": float(weight_decay),
+            "optimizer": type(opt).__name__, "defenses": [jsonable(d.config()) for d in defenses],
+            "parameters": {k: list(v.shape) for k, v in model.state_dict().items()}}
+    return jsonable(identity) if identity is not None else auto
+
+
+def _load_checkpoint(ckpt: Path, dev, ident: dict, n_defenses: int) -> dict:
+    """Read and check a checkpoint; every problem is one ``ValueError`` naming the file."""
+    from .runs import diff_configs
+    hint = "delete it or pass --fresh to start over, or use another --out"
+    try:
+        state = torch.load(ckpt, map_location=dev, weights_only=True)
+    except Exception as exc:  # truncated, garbage, empty, not a torch file, unsafe pickle ...
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"checkpoint: {ckpt} is not a readable checkpoint ({type(exc).__name__}"
+                         f"{': ' + msg[:120] if msg else ''}); {hint}") from None
+    need = ("version", "epoch", "model", "optimizer", "rng", "defenses", "history")
+    if not isinstance(state, dict) or any(k not in state for k in need):
+        raise ValueError(f"checkpoint: {ckpt} is not a training checkpoint of this package (missing "
+                         f"{[k for k in need if not isinstance(state, dict) or k not in state]}); {hint}")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"checkpoint: {ckpt} has format version {state.get('version')!r}, expected "
+                         f"{CHECKPOINT_VERSION}; {hint}")
+    old = state.get("identity")
+    if not isinstance(old, dict):
+        raise ValueError(f"checkpoint: {ckpt} carries no run configuration (written by an older version); {hint}")
+    if old != ident:
+        diffs = diff_configs(old, ident)
+        shown = "; ".join(diffs[:6]) + (f"; ... ({len(diffs) - 6} more)" if len(diffs) > 6 else "")
+        raise ValueError(f"checkpoint: {ckpt} was written for a different configuration ({shown}); {hint}")
+    if len(state["defenses"]) != n_defenses:
+        raise ValueError(f"checkpoint: {ckpt} holds {len(state['defenses'])} defense states, the run has "
+                         f"{n_defenses} defenses; {hint}")
+    return state
+
+
 def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
           optimizer=None, defenses=None, seed: int = 0, device="auto", checkpoint=None,
           progress: bool = True, eval_data=None, weight_decay: float = 0.0,
-          callback: Callable[[int, dict], None] | None = None) -> TrainResult:
+          callback: Callable[[int, dict], None] | None = None, identity: dict | None = None,
+          fresh: bool = False) -> TrainResult:
     """Train a split model with cross-entropy plus the defenses' extra losses.
 
     Parameters
@@ -191,7 +231,16 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
     device : str
         ``"auto"`` → CUDA when available.
     checkpoint : path, optional
-        Written atomically after every epoch; resumed from when present.
+        Written atomically after every epoch; resumed from when present — but only if it was
+        written for the same run: its stored identity (``identity``, or by default seed, batch
+        size, learning rate, weight decay, optimizer, every defense's configuration and the
+        model's parameter shapes) must equal this run's, else ``ValueError`` listing the
+        differences.  An unreadable checkpoint is a ``ValueError`` naming the file.
+    identity : dict, optional
+        Plain-data description of the run stored in (and compared with) the checkpoint, e.g.
+        :meth:`empirics.runs.TrainConfig.checkpoint_identity` (everything but ``epochs``).
+    fresh : bool
+        Delete an existing checkpoint first and train from scratch.
     progress : bool
         tqdm progress bar on stderr.
     eval_data : dataset, optional
@@ -234,27 +283,21 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
     for d in defenses:
         model, opt = d.attach(model, opt, data=data)
 
-    shuffle_gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    feat_gen = torch.Generator(device=dev).manual_seed(int(seed) + 1)
+    shuffle_gen = torch_generator(int(seed), "shuffle")
+    feat_gen = torch_generator(int(seed), "features", device=dev)
     history: list[dict] = []
     start_epoch = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
+    ident = _identity(identity, model, opt, defenses, seed, batch_size, lr, weight_decay)
+    if ckpt is not None and fresh and ckpt.exists():
+        ckpt.unlink()
 
     xs, ys = data.x.to(dev), data.y.to(dev)
     n = len(data)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-        torch.manual_seed(int(seed) + 2)
+        torch.manual_seed(stream_seed(int(seed), "torch"))
         if ckpt is not None and ckpt.exists():
-            state = torch.load(ckpt, map_location=dev, weights_only=True)
-            if state.get("version") != CHECKPOINT_VERSION:
-                raise ValueError(f"checkpoint: {ckpt} has version {state.get('version')!r}, "
-                                 f"expected {CHECKPOINT_VERSION}")
-            if int(state["seed"]) != int(seed) or int(state["batch_size"]) != batch_size:
-                raise ValueError(f"checkpoint: {ckpt} was written with seed={state['seed']}, "
-                                 f"batch_size={state['batch_size']}; got seed={seed}, batch_size={batch_size}")
-            if len(state["defenses"]) != len(defenses):
-                raise ValueError(f"checkpoint: {ckpt} holds {len(state['defenses'])} defense states, "
-                                 f"the run has {len(defenses)} defenses")
+            state = _load_checkpoint(ckpt, dev, ident, len(defenses))
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             shuffle_gen.set_state(state["rng"]["shuffle"])
@@ -311,7 +354,7 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
                 if dev.type == "cuda":
                     rng["cuda"] = torch.cuda.get_rng_state(dev)
                 _save_checkpoint(ckpt, {
-                    "version": CHECKPOINT_VERSION, "epoch": epoch + 1, "seed": int(seed),
+                    "version": CHECKPOINT_VERSION, "identity": ident, "epoch": epoch + 1, "seed": int(seed),
                     "batch_size": batch_size, "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "rng": rng, "defenses": [d.state_dict() for d in defenses], "history": history,
                 })

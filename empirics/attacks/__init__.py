@@ -23,6 +23,8 @@ from .truncation import TruncationAttack, auxiliary_split, truncate_topk
 ATTACKS = {"decoder": DecoderAttack, "gan": GANAttack, "optimization": OptimizationAttack,
            "truncation": TruncationAttack}
 
+from ..registry import DATASET_ATTACKS  # noqa: E402  (attacks offered by name on the command line)
+
 
 def make_attack(name: str, **kwargs) -> Attack:
     """Create an attack by name, e.g. ``make_attack("decoder", epochs=20)``."""
@@ -34,5 +36,5 @@ def make_attack(name: str, **kwargs) -> Attack:
 
 
 __all__ = ["Attack", "TrainedAttack", "ImageDecoder", "MLPDecoder", "DecoderAttack", "GANAttack",
-           "OptimizationAttack", "TruncationAttack", "ATTACKS", "make_attack", "truncate_topk",
+           "OptimizationAttack", "TruncationAttack", "ATTACKS", "DATASET_ATTACKS", "make_attack", "truncate_topk",
            "auxiliary_split", "total_variation"]

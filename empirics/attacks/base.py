@@ -30,6 +30,7 @@ from ..device import resolve_device
 from ..metrics import psnr as psnr_metric
 from ..metrics import ssim as ssim_metric
 from ..models import SplitModel
+from ..seeding import stream_seed, torch_generator
 
 __all__ = ["Attack", "TrainedAttack", "ResBlock", "ImageDecoder", "MLPDecoder", "make_decoder",
            "check_model", "check_aux"]
@@ -111,7 +112,7 @@ class Attack:
         """
         data = check_aux(model, data, "data")
         dev = _model_device(model)
-        g = torch.Generator(device=dev).manual_seed(int(seed))
+        g = torch_generator(int(seed), "attack_eval", device=dev)
         xs, outs = [], []
         for i in range(0, len(data), batch_size):
             x = data.x[i:i + batch_size]
@@ -305,9 +306,9 @@ class TrainedAttack(Attack):
         model.to(dev)
         self.device, self.model, self.unit_range = dev, model, model.unit_range
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            torch.manual_seed(int(seed))
-            g = torch.Generator(device=dev).manual_seed(int(seed) + 1)
-            shuffle = torch.Generator().manual_seed(int(seed) + 2)
+            torch.manual_seed(stream_seed(int(seed), "attack_init"))
+            g = torch_generator(int(seed), "attack_obs", device=dev)
+            shuffle = torch_generator(int(seed), "attack_shuffle")
             x = aux.x.to(dev)
             with torch.no_grad():
                 raw = torch.cat([self._raw(model, x[i:i + 1024]) for i in range(0, len(x), 1024)])

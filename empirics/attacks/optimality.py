@@ -47,6 +47,7 @@ from ..models import SplitModel
 from .decoder import DecoderAttack
 from .gan import GANAttack
 from .optimization import OptimizationAttack
+from ..seeding import stream_seed, torch_generator
 
 __all__ = ["OptimalityRecord", "linear_setting", "nonlinear_setting", "snis_posterior_mean",
            "run_optimality"]
@@ -69,6 +70,7 @@ class OptimalityRecord:
     ess_median: float | None
     n_test: int
     seconds: float
+    thm1_bound_stderr: float | None = None  # delta method from the Monte-Carlo s.e. of H(x|z)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +97,7 @@ def nonlinear_setting(gmm, sigma: float, *, k: int = 4, hidden: int = 32, seed: 
     """Split model with a fixed random tanh MLP encoder ``d → hidden → k`` plus the noise defense."""
     d = gmm.dim
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 11)
+        torch.manual_seed(stream_seed(seed, "init"))
         enc = nn.Sequential(nn.Linear(d, hidden), nn.Tanh(), nn.Linear(hidden, k), nn.Tanh())
         with torch.no_grad():  # weights large enough for a markedly nonlinear map
             enc[0].weight.mul_(2.0)
@@ -152,7 +154,7 @@ def run_optimality(*, d: int = 16, sigmas_linear=(0.2, 0.5, 1.0), sigmas_nonline
     try:
         done = {}
         for r in resume or ():
-            rec = OptimalityRecord(**{k: r[k] for k in OptimalityRecord.__dataclass_fields__})
+            rec = OptimalityRecord(**{k: r[k] for k in OptimalityRecord.__dataclass_fields__ if k in r})
             done[(rec.attack, rec.setting)] = rec
         return _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, pool, n_entropy, seed,
                     device, quick, progress, on_record, done)
@@ -183,10 +185,10 @@ def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, poo
         else:
             model, A = nonlinear_setting(gmm, sigma, seed=seed), None
         # the test observations every attack (and the MMSE) uses: one fixed noise draw
-        g = torch.Generator().manual_seed(seed + 101)
+        g = torch_generator(seed, "attack_eval")
         with torch.no_grad():
             z_test = model.client_features(test_x, training=False, generator=g)
-        ess_med, bound = None, None
+        ess_med, bound, bound_se = None, None, None
         if kind == "linear":
             post = theory.mixture_posterior(gmm, A, sigma ** 2 * np.eye(A.shape[0]))
             zz = z_test.double().numpy()
@@ -195,6 +197,7 @@ def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, poo
             h = theory.mixture_conditional_entropy_mc(gmm, A, sigma ** 2 * np.eye(A.shape[0]), n_entropy,
                                                       np.random.default_rng([seed, 5]))
             bound = theory.mse_lower_bound(h.value, d)
+            bound_se = bound * 2.0 / d * h.stderr  # d bound / dH = bound · 2/d
         else:
             pool_x = torch.tensor(gmm.sample(pool, np.random.default_rng([seed, 9])), dtype=torch.float32)
             with torch.no_grad():
@@ -216,7 +219,7 @@ def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, poo
             rec = OptimalityRecord(aname, name, float(per.mean()), float(per.std(ddof=1) / math.sqrt(len(per))),
                                    mmse, mmse_se, float(per.mean()) / mmse, float(np.mean(v_err)),
                                    float(diff.std(ddof=1) / math.sqrt(len(diff))), bound, ess_med, n_test,
-                                   time.perf_counter() - t0)
+                                   time.perf_counter() - t0, bound_se)
             records.append(rec)
             if on_record is not None:
                 on_record(rec)

@@ -196,7 +196,7 @@ def run(args):
         defenses = base_defs
     for label, kw in configs:
         cem = CEM(lam=16.0, k_per_class=3, **kw)
-        cem._model = _M()
+        cem.attach(_M(), None)
         cem.estimate(zfeat, yfeat)  # the previous epoch's fit; the timed estimate is the next epoch's
         _sync(dev)
         t0 = time.perf_counter()

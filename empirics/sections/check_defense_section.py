@@ -21,19 +21,19 @@ from ..report import Section
 def add_arguments(p):
     p.add_argument("encoder", metavar="MODULE:FUNCTION",
                    help="encoder factory, e.g. mypkg.models:make_encoder or path/to/file.py:make_encoder")
-    p.add_argument("--dataset", default="digits", choices=["digits", "synthetic-mixture", "mnist1d", "lfw"])
+    from ..registry import names
+    p.add_argument("--dataset", default="digits", choices=names("check-defense", aliases=True), help="data to check on")
     p.add_argument("--noise", type=float, default=0.1, help="σ of the Gaussian noise on the features (> 0)")
     p.add_argument("--epochs", type=int, default=15, help="training epochs of encoder + head")
     p.add_argument("--attack-epochs", type=int, default=20, help="training epochs of the decoder attack")
 
 
 def _plot(res, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     names = [a["name"] for a in res["attacks"]]
     vals = [a["mse"] for a in res["attacks"]]
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    fig = Figure(figsize=(5.5, 3.2))
+    ax = fig.subplots()
     ax.bar(names, vals, color="tab:blue", label="attack MSE (held out)")
     for i, (bn, b) in enumerate(res["bounds"].items()):
         ax.axhline(b["value"], ls="--" if not b["rigorous"] else "-", color=f"C{i + 1}",
@@ -48,7 +48,6 @@ def _plot(res, path):
     ax.legend(fontsize=6, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return str(path)
 
 

@@ -2,9 +2,14 @@
 
 ``invlimits train --dataset digits --epochs 15 --defense noise:sigma=0.1`` trains the dataset's
 preset with the one seeded training loop (:func:`empirics.training.train`), writing
-``OUT/checkpoint.pt`` atomically after every epoch; re-running the same command after an
-interruption resumes from it and ends with identical weights.  ``results.json`` holds the
-per-epoch history and the final test accuracy.
+``OUT/checkpoint.pt`` atomically after every epoch.  The run is a configuration
+(:class:`empirics.runs.TrainConfig`: dataset, preset, every defense parameter, epochs, batch
+size, learning rate, seed ...); its record lands in ``OUT/records``.  Re-running the same
+command after an interruption resumes from the checkpoint and ends with identical weights;
+re-running it after it finished reuses the record.  A checkpoint written for a different
+configuration is refused (the message lists the differing settings): pass ``--fresh`` to start
+over or use another ``--out``.  More ``--epochs`` continue the same run.  ``--quick`` is not
+accepted here (set ``--epochs``).
 """
 
 from __future__ import annotations
@@ -16,79 +21,81 @@ from ..report import Section
 
 __all__ = ["add_arguments", "run", "parse_defense"]
 
-_DATASETS = ("digits", "lfw", "mnist1d", "synthetic", "cifar10", "mnist")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=_DATASETS, default="digits", help="training data (default digits)")
+    from ..registry import names
+    p.add_argument("--dataset", choices=names("train", aliases=True), default="digits", help="training data")
     p.add_argument("--preset", default=None,
                    help="model preset (default: the dataset's own; vgg11_bn or resnet20 for cifar10)")
     p.add_argument("--data-root", type=Path, default=None, help="folder with local CIFAR-10 / MNIST files")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--epochs", type=int, default=15, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=128, help="batch size")
+    p.add_argument("--lr", type=float, default=3e-3, help="learning rate (Adam)")
     p.add_argument("--bottleneck", type=int, default=None, help="encoder output channels/features")
     p.add_argument("--defense", action="append", default=[], metavar="NAME[:k=v,...]",
                    help="defense to train with, e.g. noise:sigma=0.1 (repeatable, applied in order)")
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint path (default OUT/checkpoint.pt)")
+    p.add_argument("--fresh", action="store_true", help="discard an existing checkpoint and train from scratch")
 
 
 def parse_defense(spec: str):
-    """``"noise:sigma=0.1"`` → ``make_defense("noise", sigma=0.1)`` (values parsed as numbers when possible)."""
-    from ..defenses import make_defense
-
-    name, _, rest = spec.partition(":")
-    kw = {}
-    for part in filter(None, rest.split(",")):
-        if "=" not in part:
-            raise ValueError(f"--defense: expected NAME[:key=value,...], got {spec!r}")
-        k, v = part.split("=", 1)
-        try:
-            val = int(v) if v.lstrip("-").isdigit() else float(v)
-        except ValueError:
-            val = {"true": True, "false": False}.get(v.lower(), v)
-        kw[k.strip()] = val
-    try:
-        return make_defense(name.strip(), **kw)
-    except TypeError as exc:
-        raise ValueError(f"--defense: bad parameters for {name!r}: {exc}") from None
+    """``"noise:sigma=0.1"`` → the Defense (every parameter validated against the registry)."""
+    from ..runs import DefenseSpec
+    return DefenseSpec.parse(spec).build()
 
 
-def _data(args):
-    from .. import data as D
+def _config(args):
+    import math
 
-    if args.dataset in ("cifar10", "mnist"):
-        if args.data_root is None:
-            raise ValueError(f"--data-root: required for --dataset {args.dataset} (nothing is downloaded)")
-        return (D.load_cifar10 if args.dataset == "cifar10" else D.load_mnist)(args.data_root)
-    if args.dataset == "synthetic":
-        return D.synthetic_mixture(seed=args.seed)
-    return {"digits": D.digits, "lfw": D.lfw_faces, "mnist1d": D.mnist1d}[args.dataset](seed=args.seed)
-
-
-def run(args):
-    from ..models import make_model
-    from ..training import evaluate, train
-
+    from .. import registry
+    from ..runs import DefenseSpec, TrainConfig, TrainRunConfig
+    if args.quick:
+        raise ValueError("--quick: not used by train (its size is --epochs); drop --quick")
+    if not (isinstance(args.lr, float) and math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr: expected a positive finite number, got {args.lr}")
     for nm in ("epochs", "batch_size"):
         if getattr(args, nm) < 1:
             raise ValueError(f"--{nm.replace('_', '-')}: expected a positive integer, got {getattr(args, nm)}")
-    ds = _data(args)
-    preset = args.preset or {"cifar10": "vgg11_bn"}.get(args.dataset, args.dataset)
-    defenses = [parse_defense(s) for s in args.defense]
-    kw = {"input_shape": ds.input_shape} if preset == "synthetic" else {}
-    model = make_model(preset, num_classes=ds.num_classes, bottleneck=args.bottleneck, seed=args.seed,
-                       defenses=defenses, **kw)
+    spec = registry.spec(args.dataset)
+    fp = None
+    if spec.needs_root:
+        fp = registry.fingerprint(registry.load_dataset(spec.name, root=args.data_root))
+    defenses = tuple(DefenseSpec.parse(s) for s in args.defense)
+    tc = TrainConfig(dataset=spec.name, preset=args.preset, data_fingerprint=fp, bottleneck=args.bottleneck,
+                     defenses=defenses, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    return TrainRunConfig(train=tc)
+
+
+def run(args):
+    from ..experiments import RunContext, execute
+    from ..store import RecordStore
+
+    cfg = _config(args)
     ckpt = args.checkpoint or Path(args.out) / "checkpoint.pt"
-    res = train(model, ds.train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                device=args.device, checkpoint=ckpt, progress=True, eval_data=ds.test)
-    acc = evaluate(res.model, ds.test)["accuracy"]
-    sec = Section("train", f"Train '{preset}' on {args.dataset}",
-                  description=f"{args.epochs} epochs, defenses: {[d.config() for d in defenses] or 'none'}; "
-                              f"checkpoint {ckpt}" + (f" (resumed after epoch {res.resumed_from_epoch})"
-                                                      if res.resumed_from_epoch else ""))
-    chance = 1.0 / ds.num_classes
-    sec.add("test accuracy above chance", args.dataset, acc, chance, acc - chance, acc > chance)
-    sec.tables["history"] = res.history
-    return [sec], {"train": {**res.to_dict(), "test_accuracy": acc, "preset": preset,
-                             "defenses": [d.config() for d in defenses]}}
+    store = RecordStore(Path(args.out) / "records")
+    reused = store.done(cfg) and not args.fresh
+    rec = execute(cfg, store, RunContext(device=args.device, progress=True, data_root=args.data_root,
+                                         checkpoint=ckpt, fresh=args.fresh), reuse=not args.fresh)
+    res = rec.result
+    tc = cfg.train
+    how = (f"reused record {rec.key} (this configuration was trained before)" if reused else
+           f"record {rec.key}" + (f", resumed from the checkpoint after epoch {res['resumed_from_epoch']}"
+                                  if res.get("resumed_from_epoch") else ""))
+    sec = Section("train", f"Train '{tc.preset}' on {tc.dataset}",
+                  description=f"{tc.epochs} epochs, batch {tc.batch_size}, lr {tc.lr:g}, seed {tc.seed}, defenses: "
+                              f"{', '.join(str(d) for d in tc.defenses) or 'none'}; checkpoint {ckpt}; {how}.")
+    sec.records.append(rec)
+    if res.get("n_test"):
+        from ..runs import passing_accuracy
+        acc, chance, n = res["accuracy"], res["chance"], res["n_test"]
+        need = passing_accuracy(chance, n)
+        sec.add("test accuracy above chance (> 2 points, binomial p < 0.001)", tc.dataset, acc, need, acc - need,
+                acc >= need, note=f"chance = majority class {chance:.4f}; {n} test points",
+                tolerance="bound = smallest passing accuracy")
+    if rec.status != "ok":
+        sec.headline = f"the model failed: {rec.reason}"
+    sec.tables["history"] = res.get("history", [])
+    return [sec], {"train": {"key": rec.key, "status": rec.status, "reason": rec.reason,
+                             "test_accuracy": res.get("accuracy"), "history": res.get("history", []),
+                             "resumed_from_epoch": res.get("resumed_from_epoch", 0),
+                             "preset": tc.preset, "defenses": [d.to_dict() for d in tc.defenses]}}

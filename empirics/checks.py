@@ -1,0 +1,178 @@
+r"""Statistical checks shared by the tests, ``invlimits verify``, the benchmarks and users.
+
+One place for "what must hold", as scikit-learn's estimator checks are: every comparison of a
+measured number (a test-set mean, a Monte-Carlo estimate) with a bound is a one-sided test with
+a stated error rate and the standard errors on both sides — never a bare ``<`` of means.
+Imports numpy and scipy only.
+
+* :func:`compare_at_least` — H₀: the true value is ≥ the bound.  With
+  :math:`\Delta = \text{value} - \text{bound}` and its standard error
+  :math:`s = \sqrt{s_v^2 + s_b^2}` (or the *paired* s.e. when both are means over the same
+  inputs), :math:`z = \Delta / s`.  ``violated`` when :math:`z < -z_{crit}` (significant at
+  family-wise level ``alpha`` over ``m`` comparisons, Bonferroni: :math:`z_{crit} =
+  \Phi^{-1}(1 - \alpha/m)`), ``consistent`` when :math:`\Delta \ge 0`, ``inconclusive`` otherwise
+  (below the bound, but not significantly).  ``margin = Δ + z_crit·s`` is ≥ 0 exactly when the
+  status is not ``violated``.
+* :func:`mean_ci` — mean and t-interval half-width over seeds, the interval clipped to a range
+  (accuracies stay inside [0, 1]).
+* :func:`fit_log_linear`, :func:`spearman` — the Fig. 3 statistics.
+
+Examples
+--------
+>>> c = compare_at_least(0.49, 0.5, value_stderr=0.01, alpha=1e-3)
+>>> c.status, round(c.z, 6)
+('inconclusive', -1.0)
+>>> compare_at_least(0.40, 0.5, value_stderr=0.01).status
+'violated'
+>>> compare_at_least(0.51, 0.5, value_stderr=0.01).status
+'consistent'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["Comparison", "z_critical", "compare_at_least", "compare_all", "mean_ci", "fit_log_linear",
+           "spearman", "DEFAULT_ALPHA"]
+
+#: family-wise error rate of the package's verdicts (a false "violated" at most 0.1 % of runs)
+DEFAULT_ALPHA = 1e-3
+
+
+def z_critical(alpha: float = DEFAULT_ALPHA, m: int = 1) -> float:
+    """One-sided critical value at family-wise level ``alpha`` over ``m`` tests (Bonferroni).
+
+    >>> round(z_critical(0.05), 4)
+    1.6449
+    >>> round(z_critical(1e-3, 10), 4)
+    3.719
+    """
+    from scipy.stats import norm
+    if not (0 < alpha < 1):
+        raise ValueError(f"alpha: expected a level in (0, 1), got {alpha!r}")
+    if not isinstance(m, int) or m < 1:
+        raise ValueError(f"m: expected a positive number of comparisons, got {m!r}")
+    return float(norm.isf(alpha / m))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One measured value against one lower bound (per element unless said otherwise)."""
+
+    value: float
+    bound: float
+    difference: float
+    stderr: float
+    z: float
+    z_crit: float
+    alpha: float
+    m: int
+    status: str  # violated | consistent | inconclusive
+    value_stderr: float = 0.0
+    bound_stderr: float = 0.0
+    paired: bool = False
+
+    @property
+    def margin(self) -> float:
+        """``difference + z_crit·stderr``: ≥ 0 ⇔ not violated."""
+        return self.difference + self.z_crit * self.stderr
+
+    @property
+    def passed(self) -> bool:
+        return self.status != "violated"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "margin": self.margin}
+
+
+def compare_at_least(value: float, bound: float, *, value_stderr: float = 0.0, bound_stderr: float = 0.0,
+                     paired_stderr: float | None = None, alpha: float = DEFAULT_ALPHA, m: int = 1) -> Comparison:
+    """Test H₀ "true value ≥ bound" (see the module docstring); returns a :class:`Comparison`.
+
+    ``paired_stderr``: the standard error of the per-input difference when value and bound are
+    means over the same inputs (it replaces the combined s.e.).  An infinite bound is violated
+    by every finite value; a NaN anywhere gives ``inconclusive``.
+    """
+    v, b = float(value), float(bound)
+    sv, sb = abs(float(value_stderr)), abs(float(bound_stderr))
+    zc = z_critical(alpha, m)
+    s = abs(float(paired_stderr)) if paired_stderr is not None else math.hypot(sv, sb)
+    diff = v - b
+    if math.isnan(diff) or math.isnan(s):
+        return Comparison(v, b, diff, s, math.nan, zc, alpha, m, "inconclusive", sv, sb, paired_stderr is not None)
+    if diff >= 0:
+        z = math.inf if s == 0 else diff / s
+        status = "consistent"
+    else:
+        z = -math.inf if s == 0 else diff / s
+        status = "violated" if z < -zc else "inconclusive"
+    return Comparison(v, b, diff, s, z, zc, alpha, m, status, sv, sb, paired_stderr is not None)
+
+
+def compare_all(pairs: Sequence[dict], *, alpha: float = DEFAULT_ALPHA) -> list[Comparison]:
+    """Compare every ``dict(value=, bound=, value_stderr=, bound_stderr=, paired_stderr=)`` at
+    family-wise level ``alpha`` over all of them (Bonferroni over ``len(pairs)``)."""
+    m = max(1, len(pairs))
+    return [compare_at_least(p["value"], p["bound"], value_stderr=p.get("value_stderr", 0.0),
+                             bound_stderr=p.get("bound_stderr", 0.0), paired_stderr=p.get("paired_stderr"),
+                             alpha=alpha, m=m) for p in pairs]
+
+
+def mean_ci(values, *, level: float = 0.95, lo: float | None = None, hi: float | None = None) -> dict:
+    """Mean over seeds with a two-sided t-interval; ``lo``/``hi`` clip the interval (e.g. [0, 1]).
+
+    Returns ``{"mean", "half_width", "ci_low", "ci_high", "n"}``; with one value the half-width is
+    NaN (no interval from one seed).
+
+    >>> r = mean_ci([0.9, 0.95, 1.0], lo=0.0, hi=1.0)
+    >>> round(r["mean"], 6), r["ci_high"], r["n"]
+    (0.95, 1.0, 3)
+    """
+    from scipy import stats
+    v = np.asarray(values, float)
+    n = int(v.size)
+    if n == 0:
+        return {"mean": math.nan, "half_width": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0}
+    mean = float(v.mean())
+    if n < 2:
+        half = math.nan
+    else:
+        half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    low, high = mean - half, mean + half
+    if lo is not None and not math.isnan(low):
+        low = max(low, lo)
+    if hi is not None and not math.isnan(high):
+        high = min(high, hi)
+    return {"mean": mean, "half_width": half, "ci_low": low, "ci_high": high, "n": n}
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    from scipy.stats import spearmanr
+    return float(spearmanr(a, b).statistic)
+
+
+def fit_log_linear(h, mse, *, level: float = 0.95) -> dict:
+    """OLS fit ``log mse = a·h + b``; ``a`` with a two-sided t confidence interval.
+
+    Examples
+    --------
+    >>> h = np.arange(5.0)
+    >>> r = fit_log_linear(h, np.exp(0.5 * h + 1))
+    >>> round(r["slope"], 12), round(r["intercept"], 12)
+    (0.5, 1.0)
+    """
+    from scipy import stats
+    h = np.asarray(h, float)
+    y = np.log(np.asarray(mse, float))
+    if h.size < 3 or h.shape != y.shape:
+        raise ValueError(f"h, mse: expected equal-length arrays of >= 3 points, got {h.size} and {y.size}")
+    res = stats.linregress(h, y)
+    t = stats.t.ppf(0.5 + level / 2, h.size - 2)
+    return {"slope": float(res.slope), "intercept": float(res.intercept), "slope_stderr": float(res.stderr),
+            "slope_ci": [float(res.slope - t * res.stderr), float(res.slope + t * res.stderr)],
+            "r": float(res.rvalue), "n": int(h.size), "level": level}
