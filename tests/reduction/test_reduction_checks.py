@@ -116,6 +116,21 @@ def test_soundness_property(data, f, slack, copies):
     assert np.all(np.array(r.bound_round) >= np.array(r.bound_used) - 1e-12)
 
 
+def test_soundness_bounds_exact_values():
+    """The bounds' values, by hand (inequality tests alone would pass a looser bound): (X1∨X2∨X3) ∧
+    (X1∨X2∨X4), B = 2, c = 100B² = 400, at the all-false corner both clauses are unsatisfied, so
+    |U| = 2, a = (2, 2, 1, 1), Σa² = 10, Σ_{j∈U} k_j = 6, n_used = 4; and with Δ = 0.1 on X4 the
+    residual gains c·Δ² = 4 and the clause-2 neuron drops to 0.9."""
+    X = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.9]])
+    r = check_soundness([[1, 2, 3], [1, 2, 4]], B=2, xs=X, opt=0)
+    assert r.n_unsatisfied == [2, 2] and r.n_used == 4 and r.copies == 400
+    assert r.residuals == pytest.approx([2.0, 1 + 0.81 + 4.0], rel=1e-14)   # float64 sums of 6 terms
+    assert r.bound_round == pytest.approx([2 - 10 / 400] * 2, rel=1e-15)
+    assert r.bound_B == pytest.approx([2 - 2 * 6 / 400] * 2, rel=1e-15)
+    assert r.bound_used == pytest.approx([2 - 4 * 4 / 400] * 2, rel=1e-15)
+    assert r.bound_opt == 0.0 and r.passed
+
+
 def test_soundness_bound_formula():
     assert soundness_bound(10, B=5) == pytest.approx(10 * (1 - 3 / 500), rel=1e-15)
     assert soundness_bound(3, B=1, copies=2) == 0.0  # coefficient negative: only the trivial bound
@@ -149,6 +164,18 @@ def test_erratum_unused_variables_counterexample():
     r = value_approximation_check(net, net.to_input(a))
     assert (net.d, r.m2, r.approximate, r.passed) == (3, 1 + 100 * 3, [False], True)
     assert r.threshold == pytest.approx(math.sqrt(301) / 60, rel=1e-15)
+
+
+@pytest.mark.parametrize("m,passed", [(8, True), (5, False)])
+def test_value_approximation_threshold_is_seven_eighths(m, passed):
+    """With a lenient ε = 1 every corner is "approximate"; the all-false corner of the first m sign
+    patterns on X1..X3 leaves exactly one clause unsatisfied: 7/8 satisfied passes (the threshold is
+    inclusive), 4/5 fails."""
+    patterns = [(1, 2, 3), (-1, 2, 3), (1, -2, 3), (1, 2, -3), (-1, -2, 3), (-1, 2, -3), (1, -2, -3), (-1, -2, -3)]
+    net = build_network(patterns[:m], form="compact")
+    r = value_approximation_check(net, np.ones(3), eps=1.0)
+    assert r.approximate == [True] and r.n_satisfied == [m - 1] and r.worst_fraction == (m - 1) / m
+    assert r.required_fraction == 7 / 8 and r.passed == passed
 
 
 @given(cnf_formulas(max_var=6, max_clauses=8, clause_lengths=(3, 3), max_unused=6), st.integers(0, 2))
