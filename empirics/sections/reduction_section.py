@@ -85,7 +85,8 @@ def _instances(args):
                 try:
                     R.network_size(f, B=B, form=form)  # refuses a network above MAX_NETWORK_BYTES
                 except ValueError as exc:
-                    raise ValueError(f"{p}: {exc}") from None
+                    msg = str(exc)
+                    raise ValueError(f"{p}: {msg[5:] if msg.startswith('cnf: ') else msg}") from None
             out.append({"name": Path(p).name, "kind": "dimacs", "formula": f, "B": B, "planted": None})
         return out
     q = bool(getattr(args, "quick", False))
