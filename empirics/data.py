@@ -256,18 +256,47 @@ def synthetic_mixture(n_train: int = 4000, n_test: int = 1000, *, gmm=None, d: i
 
 # ----------------------------------------------------------------------------- local files
 
+#: the largest array a CIFAR-10 batch holds: 10,000 images × 3,072 bytes
+_CIFAR_MAX_ELEMENTS = 10_000 * 3072
+
+
+def _check_shape(shape, what) -> None:
+    """Refuse array shapes that cannot occur in a CIFAR-10 batch *before* numpy allocates them."""
+    try:
+        dims = [int(shape)] if isinstance(shape, (int, np.integer)) else [int(v) for v in shape]
+    except (TypeError, ValueError):
+        raise pickle.UnpicklingError(f"{what}: shape {shape!r} is not a tuple of integers") from None
+    if any(v < 0 for v in dims) or len(dims) > 2 or int(np.prod(dims, dtype=object)) > _CIFAR_MAX_ELEMENTS:
+        raise pickle.UnpicklingError(f"{what}: shape {tuple(dims)} is not that of a CIFAR-10 batch "
+                                     f"(at most 2 dimensions and {_CIFAR_MAX_ELEMENTS} elements)")
+
+
+def _safe_ndarray(shape, *args, **kw):
+    _check_shape(shape, "numpy.ndarray")
+    return np.ndarray(shape, *args, **kw)
+
+
+def _safe_reconstruct(subtype, shape, dtype):
+    # the pickle names numpy.ndarray, which find_class resolved to _safe_ndarray
+    if subtype not in (np.ndarray, _safe_ndarray):
+        raise pickle.UnpicklingError("numpy _reconstruct: only plain ndarrays occur in a CIFAR-10 batch")
+    _check_shape(shape, "numpy _reconstruct")
+    return _numpy_reconstruct()(np.ndarray, shape, dtype)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """Admits only the globals that CIFAR-10 python batches contain; refuses everything else
-    *before* anything is called (``find_class`` raises, so no reduce ever runs)."""
+    *before* anything is called (``find_class`` raises, so no reduce ever runs).  The numpy
+    constructors it admits are wrapped so that a shape no CIFAR batch has is refused before numpy
+    allocates it (a tampered file cannot ask for a (10⁸, 10⁸) array)."""
 
     def find_class(self, module, name):
         import codecs
 
-        rec = _numpy_reconstruct()
         allowed = {
-            ("numpy.core.multiarray", "_reconstruct"): rec,
-            ("numpy._core.multiarray", "_reconstruct"): rec,
-            ("numpy", "ndarray"): np.ndarray,
+            ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
+            ("numpy", "ndarray"): _safe_ndarray,
             ("numpy", "dtype"): np.dtype,
             # protocol-2 pickles written by Python 3 encode bytes as _codecs.encode(str, 'latin1')
             ("_codecs", "encode"): codecs.encode,
@@ -293,7 +322,7 @@ def _load_cifar_batch(path: Path):
             d = _RestrictedUnpickler(fh, encoding="bytes").load()
         except pickle.UnpicklingError as exc:
             raise ValueError(f"root: {path} is not a valid CIFAR-10 batch: {exc}") from None
-        except (EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        except (EOFError, ValueError, TypeError, AttributeError, IndexError, MemoryError, OverflowError) as exc:
             raise ValueError(f"root: {path} is not a valid CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
     if not isinstance(d, dict):
         raise ValueError(f"root: {path} is not a valid CIFAR-10 batch (expected a dict, got {type(d).__name__})")

@@ -80,6 +80,28 @@ def test_cifar_refuses_foreign_global_without_executing(tmp_path):
     assert not marker.exists()
 
 
+class _Huge:
+    """Pickles as a call of an *allowed* numpy constructor with a shape no CIFAR batch has."""
+
+    def __init__(self, how):
+        self.how = how
+
+    def __reduce__(self):
+        if self.how == "ndarray":
+            return np.ndarray, ((10 ** 8, 10 ** 8),)
+        from numpy._core.multiarray import _reconstruct
+        return _reconstruct, (np.ndarray, (10 ** 8, 10 ** 8), b"b")
+
+
+@pytest.mark.parametrize("how", ["ndarray", "reconstruct"])
+def test_cifar_refuses_huge_shapes_before_allocating(tmp_path, how):
+    _write_cifar(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "wb") as fh:
+        pickle.dump({b"data": _Huge(how), b"labels": []}, fh, protocol=2)
+    with pytest.raises(ValueError, match="not that of a CIFAR-10 batch"):
+        load_cifar10(tmp_path)
+
+
 def _idx(arr, code):
     hdr = bytes([0, 0, code, arr.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in arr.shape)
     return hdr + arr.tobytes()
