@@ -4,7 +4,8 @@ Ground truths (DESIGN.md §3): the linear-Gaussian channel in closed form (:mod:
 Gaussian-mixture priors with an exact posterior and Monte-Carlo entropies/MMSE carrying standard
 errors (:mod:`theory.mixture`); Theorem 1, Theorem 2 and competing bounds (:mod:`theory.bounds`);
 sympy checks of Theorem 1's proof (:mod:`theory.symbolic`, imported on demand); hypothesis
-strategies for property tests (:mod:`theory.strategies`, imported on demand, needs hypothesis).
+strategies for property tests (:mod:`theory.strategies`, imported on demand, needs hypothesis);
+the random and fixed instances shared by tests, CLI and benchmarks (:mod:`theory.instances`).
 
 ``import theory`` imports numpy and scipy only (never torch, pysat, matplotlib or hypothesis).
 Entropies are in nats unless ``base=`` is given; randomness comes from an explicit
@@ -19,8 +20,10 @@ from .bounds import (certifiable_mse, conditional_entropy_lower_bound, cramer_ra
 from .gaussian import (gaussian_entropy, linear_gaussian_conditional_entropy,
                        linear_gaussian_mmse, linear_gaussian_mutual_information,
                        linear_gaussian_posterior_cov, linear_gaussian_posterior_mean)
-from .mixture import (GaussianMixture, MixturePosterior, mixture_conditional_entropy_mc,
-                      mixture_entropy_bounds, mixture_entropy_mc, mixture_mmse_mc,
+from .instances import random_mixture, random_spd, small_mixture_channels
+from .mixture import (ENTROPY_BOUNDS, GaussianMixture, ImportanceEstimate, MixturePosterior,
+                      affine_pushforward, mixture_conditional_entropy_mc, mixture_entropy_bounds,
+                      mixture_entropy_mc, mixture_mmse_importance_sampling, mixture_mmse_mc,
                       mixture_posterior, mixture_prior_fisher_mc)
 
 __all__ = [
@@ -34,11 +37,15 @@ __all__ = [
     "linear_gaussian_mutual_information",
     # mixture
     "GaussianMixture",
+    "affine_pushforward",
     "mixture_entropy_mc",
     "mixture_entropy_bounds",
+    "ENTROPY_BOUNDS",
     "MixturePosterior",
     "mixture_posterior",
     "mixture_mmse_mc",
+    "ImportanceEstimate",
+    "mixture_mmse_importance_sampling",
     "mixture_conditional_entropy_mc",
     "mixture_prior_fisher_mc",
     # bounds
@@ -53,6 +60,10 @@ __all__ = [
     "cramer_rao_mse",
     "van_trees_mse",
     "fisher_bounds",
+    # instances
+    "random_spd",
+    "random_mixture",
+    "small_mixture_channels",
 ]
 
 

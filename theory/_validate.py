@@ -12,6 +12,7 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.linalg import lapack
 
 #: relative tolerance for symmetry of covariance matrices
 SYM_RTOL = 1e-8
@@ -49,6 +50,15 @@ def _shape(a) -> str:
         return type(a).__name__
 
 
+def _all_finite(arr: np.ndarray) -> bool:
+    """np.isfinite(arr).all() in blocks of ~2**24 entries (no full-size boolean temporary)."""
+    if arr.size <= 1 << 24 or arr.ndim == 0:
+        return bool(np.all(np.isfinite(arr)))
+    flat = arr.reshape(arr.shape[0], -1)
+    step = max(1, (1 << 24) // flat.shape[1])
+    return all(bool(np.all(np.isfinite(flat[i:i + step]))) for i in range(0, flat.shape[0], step))
+
+
 def as_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
     """float64 array, finite, with the expected number of dimensions."""
     try:
@@ -62,7 +72,7 @@ def as_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> np.ndar
                              f"got shape {arr.shape}")
     if arr.size == 0 or 0 in arr.shape:
         raise ValueError(f"{name} must be non-empty (dimension d >= 1); got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    if not _all_finite(arr):
         bad = "nan" if np.isnan(arr).any() else "inf"
         raise ValueError(f"{name} must be finite; got an array containing {bad}")
     return arr
@@ -120,26 +130,134 @@ def log_base(base) -> float:
     return math.log(b)
 
 
-def check_symmetric(m: np.ndarray, name: str) -> np.ndarray:
-    scale = max(1.0, float(np.max(np.abs(m), initial=0.0)))
-    asym = np.max(np.abs(m - np.swapaxes(m, -1, -2)), initial=0.0)
+#: tile edge for the blocked symmetry pass over large matrices (a pair of tiles stays in cache)
+TILE = 128
+#: relative jitter under which a symmetric matrix still counts as positive semidefinite
+PSD_RTOL = 1e-10
+
+
+def _asymmetry(m: np.ndarray) -> float:
+    """max |M - Mᵀ| of one (d, d) matrix, tiled for large d (no d×d temporary, cache-friendly)."""
+    d = m.shape[-1]
+    if d <= 2 * TILE:
+        return float(np.max(np.abs(m - m.T), initial=0.0))
+    worst = 0.0
+    for i in range(0, d, TILE):
+        for j in range(i, d, TILE):
+            diff = m[i:i + TILE, j:j + TILE] - m[j:j + TILE, i:i + TILE].T
+            worst = max(worst, float(np.max(np.abs(diff))))
+    return worst
+
+
+def _abs_max(m: np.ndarray) -> float:
+    """max |m| without an |m|-sized temporary."""
+    return max(abs(float(np.max(m))), abs(float(np.min(m))))
+
+
+def check_symmetric_only(m: np.ndarray, name: str) -> None:
+    """Raise unless ``max |M − Mᵀ| ≤ 1e-8 · max(1, max |M|)`` (no copy is made)."""
+    scale = max(1.0, _abs_max(m))
+    asym = _asymmetry(m)
     if asym > SYM_RTOL * scale:
         raise ValueError(f"{name} must be symmetric; got max |M - M^T| = {asym:.3g}")
-    return 0.5 * (m + np.swapaxes(m, -1, -2))
+
+
+def symmetrise_into(src: np.ndarray, out: np.ndarray, name: str) -> np.ndarray:
+    """``out ← ½(src + srcᵀ)`` for one (d, d) matrix after checking symmetry; returns ``out``.
+
+    The check is ``max |M − Mᵀ| ≤ 1e-8 · max(1, max |M|)``.  Tiled for large d, so check and copy
+    are cache-friendly passes (the naive ``m - m.T`` of a 2048×2048 matrix costs ~4× more).
+    """
+    check_symmetric_only(src, name)
+    d = src.shape[-1]
+    if d <= 2 * TILE:
+        np.add(src, src.T, out=out)
+    else:
+        for i in range(0, d, TILE):
+            for j in range(i, d, TILE):
+                blk = src[i:i + TILE, j:j + TILE] + src[j:j + TILE, i:i + TILE].T
+                out[i:i + TILE, j:j + TILE] = blk
+                out[j:j + TILE, i:i + TILE] = blk.T
+    out *= 0.5
+    return out
+
+
+def check_symmetric(m: np.ndarray, name: str) -> np.ndarray:
+    """Symmetrised copy ½(M + Mᵀ) of one matrix or of a batch (K, d, d), after checking symmetry.
+
+    For a batch the check is per matrix and the error names the component (``covs[3] must be
+    symmetric``).  Memory: the copy only, no batch-sized temporaries.
+    """
+    out = np.empty(m.shape)
+    if m.ndim == 2:
+        return symmetrise_into(m, out, name)
+    for i in range(m.shape[0]):
+        symmetrise_into(m[i], out[i], f"{name}[{i}]")
+    return out
+
+
+def _first_failure(m: np.ndarray) -> int:
+    """Index of the first matrix of a batch whose Cholesky factorisation fails."""
+    for i in range(m.shape[0]):
+        try:
+            np.linalg.cholesky(m[i])
+        except np.linalg.LinAlgError:
+            return i
+    return 0  # pragma: no cover - the batch failed, so one member does
 
 
 def cholesky(m: np.ndarray, name: str) -> np.ndarray:
-    """Lower Cholesky factor(s) in float64, or a ValueError saying the matrix is not PD."""
+    """Lower Cholesky factor(s) in float64, or a ValueError saying which matrix is not PD.
+
+    For a batch (K, d, d) the message names the first failing component, e.g. ``covs[3] must be
+    positive definite; got smallest eigenvalue -0.5``.
+    """
     try:
         return np.linalg.cholesky(m)
     except np.linalg.LinAlgError:
+        if m.ndim == 3:
+            i = _first_failure(m)
+            name, m = f"{name}[{i}]", m[i]
         ev = np.linalg.eigvalsh(m)
         raise ValueError(f"{name} must be positive definite; got smallest eigenvalue "
                          f"{float(np.min(ev)):.3g}") from None
 
 
-def as_cov(c, name: str, dim: int | None = None, *, batch: bool = False, psd: bool = False) -> np.ndarray:
-    """Symmetric positive-definite (``psd=True``: semidefinite) covariance, shape (d, d) or (K, d, d)."""
+def chol_ok(work: np.ndarray) -> bool:
+    """Whether the symmetric (d, d) matrix ``work`` has a Cholesky factorisation (``work`` is overwritten)."""
+    a = work if work.flags.f_contiguous else work.T          # symmetric: the transpose is the same matrix
+    _, info = lapack.dpotrf(a, lower=1, overwrite_a=1, clean=0)
+    return info == 0
+
+
+def check_psd(m: np.ndarray, name: str, work: np.ndarray | None = None) -> None:
+    r"""Raise unless the symmetric (d, d) matrix ``m`` is positive semidefinite up to round-off.
+
+    Accepted iff :math:`M + \tau I` has a Cholesky factorisation, with
+    :math:`\tau = 10^{-10}\max(1, \|M\|_F)` (:math:`\|M\|_F \ge \|M\|_2`, so every matrix whose
+    smallest eigenvalue is above :math:`-10^{-10}\|M\|_2` passes).  One factorisation, d³/3 flops;
+    an eigendecomposition would cost ~10× more.  The error reports the smallest eigenvalue.
+    ``work`` is an optional (d, d) buffer.
+    """
+    tau = PSD_RTOL * max(1.0, math.sqrt(float(np.vdot(m, m))))
+    if work is None:
+        work = np.empty(m.shape, order="F")
+    np.copyto(work, m)
+    work.flat[::m.shape[0] + 1] += tau
+    if not chol_ok(work):
+        ev = np.linalg.eigvalsh(m)
+        raise ValueError(f"{name} must be positive semidefinite; got smallest eigenvalue "
+                         f"{float(np.min(ev)):.3g}")
+
+
+def as_cov(c, name: str, dim: int | None = None, *, batch: bool = False, psd: bool = False,
+           return_chol: bool = False):
+    """Symmetric positive-definite (``psd=True``: semidefinite) covariance, shape (d, d) or (K, d, d).
+
+    Returns the symmetrised array and, with ``return_chol=True`` (positive definite only), also
+    its lower Cholesky factor(s) -- the factorisation that decided definiteness, so callers need
+    not factorise twice.  Semidefiniteness is decided by :func:`check_psd`.
+    """
     arr = as_array(c, name, ndim=3 if batch else 2)
     if arr.shape[-1] != arr.shape[-2]:
         raise ValueError(f"{name} must be square{' matrices (K, d, d)' if batch else ' (d, d)'}; "
@@ -148,14 +266,17 @@ def as_cov(c, name: str, dim: int | None = None, *, batch: bool = False, psd: bo
         raise ValueError(f"{name} must have shape {'(K, ' if batch else '('}{dim}, {dim}); got {arr.shape}")
     arr = check_symmetric(arr, name)
     if psd:
-        ev = np.linalg.eigvalsh(arr)
-        tol = 1e-10 * max(1.0, float(np.max(np.abs(ev))))
-        if np.min(ev) < -tol:
-            raise ValueError(f"{name} must be positive semidefinite; got smallest eigenvalue "
-                             f"{float(np.min(ev)):.3g}")
-    else:
-        cholesky(arr, name)
-    return arr
+        if return_chol:
+            raise TypeError("return_chol needs a positive-definite matrix (psd=False)")
+        if batch:
+            work = np.empty(arr.shape[1:], order="F")
+            for i in range(arr.shape[0]):
+                check_psd(arr[i], f"{name}[{i}]", work)
+        else:
+            check_psd(arr, name)
+        return arr
+    L = cholesky(arr, name)
+    return (arr, L) if return_chol else arr
 
 
 def as_weights(w, name: str = "weights", n: int | None = None) -> np.ndarray:
@@ -199,18 +320,41 @@ def logdet_pd(m: np.ndarray, name: str) -> np.ndarray:
     return logdet_chol(cholesky(m, name))
 
 
-# Linear algebra on small matrices goes through numpy.linalg, not scipy.linalg: on a machine whose
-# few cores are shared, scipy's LAPACK wrappers (triangular solves) were measured 10-100× slower
-# with a multithreaded OpenBLAS, while numpy's batched routines and matrix products were not.
+# Linear algebra: batched numpy routines for many small matrices; for one matrix at a time the
+# LAPACK routines behind scipy.linalg.lapack (potrf/potri/trtri/trtrs), which skip the LU
+# factorisation numpy.linalg.solve/inv would do (measured 2-4x faster from d = 64 on).
 
 def inv_lower(L: np.ndarray) -> np.ndarray:
     """Inverse(s) of lower-triangular Cholesky factor(s), shape (..., d, d)."""
-    eye = np.broadcast_to(np.eye(L.shape[-1]), L.shape)
-    return np.tril(np.linalg.solve(L, eye))
+    if L.ndim == 2:
+        Li, info = lapack.dtrtri(L, lower=1)
+        if info != 0:  # pragma: no cover - a Cholesky factor has a positive diagonal
+            raise np.linalg.LinAlgError("singular triangular factor")
+        return np.tril(Li)
+    if L.shape[-1] <= 32:        # many tiny matrices: one batched call beats a Python loop
+        eye = np.broadcast_to(np.eye(L.shape[-1]), L.shape)
+        return np.tril(np.linalg.solve(L, eye))
+    out = np.empty(L.shape)
+    flat_in, flat_out = L.reshape(-1, *L.shape[-2:]), out.reshape(-1, *L.shape[-2:])
+    for i in range(flat_in.shape[0]):
+        flat_out[i] = inv_lower(flat_in[i])
+    return out
 
 
 def spd_inverse_from_chol(L: np.ndarray) -> np.ndarray:
-    """Σ⁻¹ = L⁻ᵀL⁻¹ from the lower Cholesky factor(s) of Σ, symmetrised."""
-    Li = inv_lower(L)
-    inv = np.swapaxes(Li, -1, -2) @ Li
-    return 0.5 * (inv + np.swapaxes(inv, -1, -2))
+    """Σ⁻¹ = L⁻ᵀL⁻¹ from the lower Cholesky factor(s) of Σ, exactly symmetric."""
+    if L.ndim == 2:
+        Linv, info = lapack.dpotri(L, lower=1)
+        if info != 0:  # pragma: no cover - a Cholesky factor has a positive diagonal
+            raise np.linalg.LinAlgError("singular triangular factor")
+        lower = np.tril(Linv)
+        return lower + np.tril(lower, -1).T
+    if L.shape[-1] <= 32:
+        Li = inv_lower(L)
+        inv = np.swapaxes(Li, -1, -2) @ Li
+        return 0.5 * (inv + np.swapaxes(inv, -1, -2))
+    out = np.empty(L.shape)
+    flat_in, flat_out = L.reshape(-1, *L.shape[-2:]), out.reshape(-1, *L.shape[-2:])
+    for i in range(flat_in.shape[0]):
+        flat_out[i] = spd_inverse_from_chol(flat_in[i])
+    return out

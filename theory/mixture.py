@@ -1,21 +1,25 @@
 r"""Gaussian mixtures: density, sampling, entropy (Monte Carlo and bounds), exact posterior.
 
 * :class:`GaussianMixture` -- validated :math:`p(x) = \sum_i w_i \mathcal N(x; \mu_i, \Sigma_i)`.
+* :func:`affine_pushforward` -- the mixture :math:`\sum_i w_i\mathcal N(A\mu_i + c, A\Sigma_iA^\top)`
+  of :math:`Ax + c` (covariances may be singular: more outputs than inputs).
 * :func:`mixture_entropy_mc` -- :math:`H = -E\log p(x)` by Monte Carlo, with a standard error.
-* :func:`mixture_entropy_bounds` -- closed-form bounds on the mixture entropy:
+* :func:`mixture_entropy_bounds` -- closed-form bounds on the mixture entropy, each computed only
+  when asked for (``which=``):
 
   - ``huber_upper`` (Huber, Bailey, Durrant-Whyte & Hanebeck 2008):
     :math:`\sum_i w_i(-\log w_i + H_i)`, :math:`H_i` the component entropies;
   - ``kl_upper`` (Kolchinsky & Tracey 2017, pairwise distance :math:`D = \mathrm{KL}`):
     :math:`\sum_i w_i H_i - \sum_i w_i\log\sum_j w_j e^{-\mathrm{KL}(p_i\|p_j)}`;
   - ``chernoff_lower`` (Kolchinsky & Tracey 2017, :math:`D = C_\alpha`, the Chernoff
-    :math:`\alpha`-divergence :math:`-\log\int p_i^\alpha p_j^{1-\alpha}`), maximised over a grid of
-    :math:`\alpha` (:math:`\alpha=\tfrac12` is the Bhattacharyya bound);
+    :math:`\alpha`-divergence :math:`-\log\int p_i^\alpha p_j^{1-\alpha}`), at
+    :math:`\alpha=\tfrac12` (the Bhattacharyya bound) unless a grid of :math:`\alpha` is given;
   - ``elk_lower`` (Huber et al. 2008, Jensen on the expected likelihood kernel):
     :math:`-\sum_i w_i \log\sum_j w_j \mathcal N(\mu_i; \mu_j, \Sigma_i + \Sigma_j)`.
 
   Order: ``elk_lower``, ``chernoff_lower`` :math:`\le H \le` ``kl_upper`` :math:`\le` ``huber_upper``.
-  Neither lower bound dominates the other.
+  Neither lower bound dominates the other.  Costs at d = 512, K = 30 and the algorithms: see
+  ``theory/_pairwise.py`` and ``benchmarks/theory_scale.py``.
 * :class:`MixturePosterior` -- for a mixture prior seen through :math:`z = Ax + \varepsilon`,
   :math:`\varepsilon\sim\mathcal N(0,\Sigma_n)`, the posterior is again a mixture (DESIGN.md §3):
 
@@ -28,26 +32,37 @@ r"""Gaussian mixtures: density, sampling, entropy (Monte Carlo and bounds), exac
 
   so :math:`E[x|z]` is exact and the MMSE of CEM Prop. 1 is a Monte-Carlo average of the exact
   :math:`\operatorname{Tr}\operatorname{Cov}(x|z)` (:func:`mixture_mmse_mc`).
+* :func:`mixture_mmse_importance_sampling` -- the same MMSE by brute force (self-normalised
+  importance sampling with the prior as proposal), an independent check of the closed form.
+
+Monte-Carlo routines work through the samples in blocks, so their temporaries stay below
+64 MiB (``theory._pairwise.CHUNK_BYTES``) whatever the number of samples, components and dimension.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import math
 
 import numpy as np
 from scipy.special import logsumexp
 
+from . import _pairwise as pw
 from ._validate import (Estimate, as_array, as_count, as_cov, as_matrix, as_points, as_rng,
                         as_weights, cholesky, inv_lower, log_base, logdet_chol,
                         spd_inverse_from_chol)
 
 __all__ = [
     "GaussianMixture",
+    "affine_pushforward",
     "mixture_entropy_mc",
     "mixture_entropy_bounds",
+    "ENTROPY_BOUNDS",
     "MixturePosterior",
     "mixture_posterior",
     "mixture_mmse_mc",
+    "ImportanceEstimate",
+    "mixture_mmse_importance_sampling",
     "mixture_conditional_entropy_mc",
     "mixture_prior_fisher_mc",
 ]
@@ -55,14 +70,19 @@ __all__ = [
 LOG_2PI = math.log(2.0 * math.pi)
 LOG_2PI_E = math.log(2.0 * math.pi * math.e)
 
+#: the bounds :func:`mixture_entropy_bounds` can compute, upper bounds first
+ENTROPY_BOUNDS = ("huber_upper", "kl_upper", "elk_lower", "chernoff_lower")
+_UPPER = ENTROPY_BOUNDS[:2]
+_LOWER = ENTROPY_BOUNDS[2:]
+#: the α grid of ``alphas="grid"``: 0, 0.05, ..., 1
+ALPHA_GRID = np.linspace(0.0, 1.0, 21)
 
-def _batched_mahalanobis(x: np.ndarray, means: np.ndarray, inv_chols: np.ndarray) -> np.ndarray:
-    """‖L_i⁻¹(x_n − μ_i)‖² for all n, i; x (N, d), means (K, d), inv_chols (K, d, d) -> (N, K)."""
-    out = np.empty((x.shape[0], means.shape[0]))
-    for i in range(means.shape[0]):
-        y = (x - means[i]) @ inv_chols[i].T
-        out[:, i] = np.einsum("nd,nd->n", y, y)
-    return out
+
+def _blocks(n: int, bytes_per_row: int):
+    """Slices of ``range(n)`` whose per-row temporaries fit in one block of CHUNK_BYTES."""
+    step = pw.rows_per_block(bytes_per_row)
+    for a in range(0, n, step):
+        yield slice(a, min(n, a + step))
 
 
 class GaussianMixture:
@@ -74,7 +94,7 @@ class GaussianMixture:
         On the simplex (non-negative, summing to 1 within 1e-8).
     means : array_like, shape (K, d)
     covs : array_like, shape (K, d, d)
-        Symmetric positive definite.
+        Symmetric positive definite (factorised once here; an error names the component).
 
     Examples
     --------
@@ -94,19 +114,29 @@ class GaussianMixture:
         if w.shape[0] != K:
             raise ValueError(f"weights must have one entry per component: means has K={K} rows; "
                              f"got {w.shape[0]} weights")
-        c = as_cov(covs, "covs", batch=True)
+        c = as_array(covs, "covs", ndim=3)
         if c.shape != (K, d, d):
             raise ValueError(f"covs must have shape (K, d, d) = ({K}, {d}, {d}) to match means; got {c.shape}")
+        c, L = as_cov(c, "covs", batch=True, return_chol=True)
         self.weights = w
         self.means = m
         self.covs = c
-        self._chols = cholesky(c, "covs")
-        self._inv_chols = inv_lower(self._chols)
-        self._logdets = logdet_chol(self._chols)
+        self._chols = L
+        self._logdets = logdet_chol(L)
+        self._inv_chols_cache = None
         with np.errstate(divide="ignore"):
             self._logw = np.log(w)
         for arr in (self.weights, self.means, self.covs, self._chols):
             arr.setflags(write=False)
+
+    @property
+    def _inv_chols(self) -> np.ndarray:
+        """L_i⁻¹ (K, d, d), computed on first use (density evaluations and lower bounds need it)."""
+        if self._inv_chols_cache is None:
+            W = inv_lower(self._chols)
+            W.setflags(write=False)
+            self._inv_chols_cache = W
+        return self._inv_chols_cache
 
     # --- basic properties -------------------------------------------------------------------
     @property
@@ -128,7 +158,7 @@ class GaussianMixture:
         r"""Mixture covariance :math:`\sum_i w_i(\Sigma_i + \mu_i\mu_i^\top) - \bar\mu\bar\mu^\top`."""
         mu = self.mean()
         dm = self.means - mu
-        c = np.einsum("i,ijk->jk", self.weights, self.covs) + (self.weights[:, None] * dm).T @ dm
+        c = np.tensordot(self.weights, self.covs, axes=1) + (self.weights[:, None] * dm).T @ dm
         return 0.5 * (c + c.T)
 
     def component_entropies(self) -> np.ndarray:
@@ -139,8 +169,14 @@ class GaussianMixture:
     def component_logpdf(self, x) -> np.ndarray:
         """log N(x; μ_i, Σ_i) for each point and component, shape (N, K)."""
         xx, _ = as_points(x, "x", self.dim)
-        maha = _batched_mahalanobis(xx, self.means, self._inv_chols)
-        return -0.5 * (self.dim * LOG_2PI + self._logdets[None, :] + maha)
+        K, d = self.n_components, self.dim
+        W = self._inv_chols
+        out = np.empty((xx.shape[0], K))
+        for s in _blocks(xx.shape[0], 16 * K * d):
+            y = np.matmul(xx[None, s] - self.means[:, None, :], np.swapaxes(W, 1, 2))   # (K, n, d)
+            maha = np.einsum("knd,knd->nk", y, y)
+            out[s] = -0.5 * (d * LOG_2PI + self._logdets[None, :] + maha)
+        return out
 
     def logpdf(self, x) -> np.ndarray | float:
         """log p(x) for x of shape (N, d) -> (N,), or a single point of shape (d,) -> float."""
@@ -157,10 +193,13 @@ class GaussianMixture:
         r"""Gradient :math:`\nabla_x\log p(x) = -\sum_i r_i(x)\Sigma_i^{-1}(x-\mu_i)`, shape (N, d)."""
         xx, single = as_points(x, "x", self.dim)
         r = self.responsibilities(xx)
-        g = np.zeros_like(xx)
-        for i in range(self.n_components):
-            prec = self._inv_chols[i].T @ self._inv_chols[i]
-            g -= r[:, i:i + 1] * ((xx - self.means[i]) @ prec)
+        W = self._inv_chols
+        K, d = self.n_components, self.dim
+        g = np.empty_like(xx)
+        for s in _blocks(xx.shape[0], 24 * K * d):
+            y = np.matmul(xx[None, s] - self.means[:, None, :], np.swapaxes(W, 1, 2))   # L_i⁻¹(x − μ_i)
+            v = np.matmul(y, W)                                                           # Σ_i⁻¹(x − μ_i)
+            g[s] = -np.einsum("nk,knd->nd", r[s], v)
         return g[0] if single else g
 
     # --- sampling and transforms ------------------------------------------------------------
@@ -170,17 +209,21 @@ class GaussianMixture:
         rng = as_rng(rng)
         labels = rng.choice(self.n_components, size=n, p=self.weights)
         eps = rng.standard_normal((n, self.dim))
-        x = self.means[labels] + np.einsum("nij,nj->ni", self._chols[labels], eps)
+        x = np.empty((n, self.dim))
+        for i in range(self.n_components):
+            idx = np.flatnonzero(labels == i)
+            if idx.size:
+                x[idx] = self.means[i] + eps[idx] @ self._chols[i].T
         return (x, labels) if return_labels else x
 
     def linear_transform(self, A, cov_noise=None) -> "GaussianMixture":
         r"""Distribution of :math:`Ax + \varepsilon`: weights w_i, means Aμ_i, covs AΣ_iAᵀ + Σ_n.
 
         Without ``cov_noise`` the transformed covariances must still be positive definite
-        (``A`` of full row rank).
+        (``A`` of full row rank); :func:`affine_pushforward` returns the possibly singular ones.
         """
         Am = as_matrix(A, "A", cols=self.dim)
-        covs = np.einsum("kd,ide,le->ikl", Am, self.covs, Am)
+        covs = np.matmul(np.matmul(Am, self.covs), Am.T)
         if cov_noise is not None:
             covs = covs + as_cov(cov_noise, "cov_noise", dim=Am.shape[0])[None]
         return GaussianMixture(self.weights, self.means @ Am.T, covs)
@@ -190,6 +233,47 @@ def _as_gmm(gmm, name="gmm") -> GaussianMixture:
     if not isinstance(gmm, GaussianMixture):
         raise ValueError(f"{name} must be a theory.GaussianMixture; got {type(gmm).__name__}")
     return gmm
+
+
+def affine_pushforward(gmm: GaussianMixture, A, c=0.0):
+    r"""The mixture of :math:`\hat z = Ax + c` for :math:`x \sim` ``gmm``, as arrays.
+
+    .. math:: \hat z \sim \sum_i w_i\,\mathcal N(A\mu_i + c,\; A\Sigma_iA^\top)
+
+    Unlike :meth:`GaussianMixture.linear_transform` the covariances may be singular (an encoder
+    with more outputs than inputs): Theorem 2 and :func:`theory.mutual_information_upper_bounds`
+    need them only with the noise added.  The covariances are symmetrised exactly.
+
+    Parameters
+    ----------
+    gmm : GaussianMixture (K components in d dimensions)
+    A : array_like, shape (k, d)
+    c : float or array_like, shape (k,)
+
+    Returns
+    -------
+    weights : (K,), means : (K, k), covs : (K, k, k) positive semidefinite
+
+    Examples
+    --------
+    >>> g = GaussianMixture([0.25, 0.75], [[0.0], [2.0]], [[[1.0]], [[4.0]]])
+    >>> w, m, S = affine_pushforward(g, [[1.0], [2.0]], c=[0.0, 1.0])
+    >>> m
+    array([[0., 1.],
+           [2., 5.]])
+    >>> S[1]                            # 4·[1, 2]ᵀ[1, 2]: rank one
+    array([[ 4.,  8.],
+           [ 8., 16.]])
+    """
+    g = _as_gmm(gmm)
+    Am = as_matrix(A, "A", cols=g.dim)
+    k = Am.shape[0]
+    cv = as_array(c, "c", ndim=(0, 1))
+    if np.ndim(cv) == 1 and cv.shape != (k,):
+        raise ValueError(f"c must be a scalar or have shape ({k},) (one offset per row of A); got {cv.shape}")
+    covs = np.matmul(np.matmul(Am, g.covs), Am.T)
+    covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+    return g.weights.copy(), g.means @ Am.T + cv, covs
 
 
 def mixture_entropy_mc(gmm: GaussianMixture, n, rng, base=None) -> Estimate:
@@ -212,64 +296,59 @@ def mixture_entropy_mc(gmm: GaussianMixture, n, rng, base=None) -> Estimate:
     return Estimate(float(v.mean()), float(v.std(ddof=1) / math.sqrt(n)), n)
 
 
-def _pairwise_gauss(means, covs, chols, logdets, alphas):
-    """Chernoff α-divergences C_α(p_i‖p_j) = −log∫p_i^α p_j^{1−α}, shape (len(alphas), K, K).
-
-    For Gaussians, with S = (1−α)Σ_i + αΣ_j and Δ = μ_i − μ_j:
-    C_α = α(1−α)/2 ΔᵀS⁻¹Δ + ½(log|S| − (1−α)log|Σ_i| − α log|Σ_j|).
-    """
-    K, d = means.shape
-    out = np.empty((len(alphas), K, K))
-    delta = means[:, None, :] - means[None, :, :]                     # (K, K, d)
-    for a_idx, a in enumerate(alphas):
-        S = (1 - a) * covs[:, None] + a * covs[None, :]                 # (K, K, d, d)
-        L = np.linalg.cholesky(S)
-        y = np.linalg.solve(L, delta[..., None])[..., 0]
-        maha = np.einsum("ijd,ijd->ij", y, y)
-        out[a_idx] = (0.5 * a * (1 - a) * maha
-                      + 0.5 * (logdet_chol(L) - (1 - a) * logdets[:, None] - a * logdets[None, :]))
-    return out
-
-
-def _pairwise_kl(means, covs, chols, logdets):
-    """KL(p_i ‖ p_j) for Gaussian components, shape (K, K)."""
-    K, d = means.shape
-    kl = np.empty((K, K))
-    for j in range(K):
-        inv_j = spd_inverse_from_chol(chols[j])
-        diff = means - means[j]
-        tr = np.einsum("ab,iba->i", inv_j, covs)
-        maha = np.einsum("ia,ab,ib->i", diff, inv_j, diff)
-        kl[:, j] = 0.5 * (tr + maha - d + logdets[j] - logdets)
-    np.fill_diagonal(kl, 0.0)
-    return np.maximum(kl, 0.0)
+def _which(which) -> tuple[str, ...]:
+    if isinstance(which, str):
+        groups = {"all": ENTROPY_BOUNDS, "upper": _UPPER, "lower": _LOWER}
+        if which in groups:
+            return groups[which]
+        names = (which,)
+    else:
+        try:
+            names = tuple(which)
+        except TypeError:
+            names = (which,)
+    bad = [n for n in names if n not in ENTROPY_BOUNDS]
+    if bad or not names:
+        raise ValueError(f"which must be 'all', 'upper', 'lower' or names from {ENTROPY_BOUNDS}; "
+                         f"got {which!r}")
+    return tuple(n for n in ENTROPY_BOUNDS if n in names)
 
 
-def _pairwise_bound(weights, comp_h, D):
-    """Kolchinsky–Tracey estimator Σ w_i H_i − Σ w_i log Σ_j w_j exp(−D_ij)."""
-    with np.errstate(divide="ignore"):
-        logw = np.log(weights)
-    inner = logsumexp(logw[None, :] - D, axis=-1)                     # (..., K)
-    mask = weights > 0
-    return float(weights @ comp_h) - np.sum(weights[mask] * inner[..., mask], axis=-1)
+def _alphas(alphas) -> np.ndarray:
+    if alphas is None:
+        return np.array([0.5])
+    if isinstance(alphas, str):
+        if alphas != "grid":
+            raise ValueError(f"alphas must be None (α = ½), 'grid' (0, 0.05, ..., 1) or values in [0, 1]; "
+                             f"got {alphas!r}")
+        return ALPHA_GRID.copy()
+    a = as_array(alphas, "alphas", ndim=(0, 1)).reshape(-1)
+    if np.any((a < 0) | (a > 1)):
+        raise ValueError(f"alphas must lie in [0, 1]; got min {a.min()}, max {a.max()}")
+    return a
 
 
-def mixture_entropy_bounds(gmm: GaussianMixture, alphas=None, base=None) -> dict:
-    r"""Closed-form lower and upper bounds on the entropy of a Gaussian mixture.
+def mixture_entropy_bounds(gmm: GaussianMixture, alphas=None, base=None, *, which="all") -> dict:
+    r"""Closed-form lower and upper bounds on the entropy of a Gaussian mixture, only those asked for.
 
-    Returns a dict with ``huber_upper``, ``kl_upper``, ``elk_lower``, ``chernoff_lower``,
-    ``chernoff_alpha`` (the grid point attaining ``chernoff_lower``), ``lower`` (max of the two
-    lower bounds) and ``upper`` (= ``kl_upper``, never looser than Huber). Formulas in the module
-    docstring; references: Huber et al. (2008), "On entropy approximation for Gaussian mixture
-    random vectors"; Kolchinsky & Tracey (2017), "Estimating mixture entropy with pairwise
+    Returns a dict with the requested bounds among ``huber_upper``, ``kl_upper``, ``elk_lower``,
+    ``chernoff_lower`` (with ``chernoff_alpha``, the α attaining it), and ``upper`` / ``lower``:
+    the tightest computed bound on that side (with the default ``which="all"``: ``upper`` =
+    ``kl_upper``, never looser than Huber; ``lower`` = max of the two lower bounds).  Formulas in
+    the module docstring; references: Huber et al. (2008), "On entropy approximation for Gaussian
+    mixture random vectors"; Kolchinsky & Tracey (2017), "Estimating mixture entropy with pairwise
     distances", Thm 2 (lower, Chernoff-α) and Thm 1 (upper, KL).
 
     Parameters
     ----------
     gmm : GaussianMixture
-    alphas : array_like, optional
-        Grid of α in [0, 1] for the Chernoff bound (default: 21 points 0, 0.05, ..., 1).
+    alphas : None, "grid" or array_like, optional
+        α values for the Chernoff bound, which takes the best of them: ``None`` (default) is
+        α = ½ (Bhattacharyya), ``"grid"`` the 21 points 0, 0.05, ..., 1.
     base : float, optional
+    which : {"all", "upper", "lower"}, a bound name, or a list of bound names
+        Compute only these (costs, K components, d dims: upper bounds O(K d³ + K² d²); lower
+        bounds one d×d factorisation per pair of components).
 
     Examples
     --------
@@ -282,40 +361,63 @@ def mixture_entropy_bounds(gmm: GaussianMixture, alphas=None, base=None) -> dict
     [0.0, 0.0, 0.0]
     >>> round(float(b["elk_lower"] - np.log(4 * np.pi)), 12)
     0.0
+
+    Two far-apart halves in d = 1 (every pairwise divergence is ~10⁵, so ``exp(-D)`` underflows to
+    0): the pairwise bounds reach Huber's ``log 2 + ½ log(2πe)``; ELK's kernel has variance 1 + 1,
+    so it gives ``log 2 + ½ log(4π)``.
+
+    >>> g2 = GaussianMixture([0.5, 0.5], [[-500.0], [500.0]], [[[1.0]], [[1.0]]])
+    >>> b2 = mixture_entropy_bounds(g2, alphas="grid")
+    >>> [round(float(b2[k] - np.log(2) - 0.5 * np.log(2 * np.pi * np.e)), 12)
+    ...  for k in ("huber_upper", "kl_upper", "chernoff_lower")]
+    [0.0, 0.0, 0.0]
+    >>> round(float(b2["elk_lower"] - np.log(2) - 0.5 * np.log(4 * np.pi)), 12)
+    0.0
+    >>> sorted(mixture_entropy_bounds(g2, which="upper"))
+    ['huber_upper', 'kl_upper', 'upper']
     """
     g = _as_gmm(gmm)
-    if alphas is None:
-        alphas = np.linspace(0.0, 1.0, 21)
-    alphas = as_array(alphas, "alphas", ndim=1)
-    if np.any((alphas < 0) | (alphas > 1)):
-        raise ValueError(f"alphas must lie in [0, 1]; got min {alphas.min()}, max {alphas.max()}")
-    w, K, d = g.weights, g.n_components, g.dim
-    comp_h = g.component_entropies()
-    mask = w > 0
-    huber = float(np.sum(w[mask] * (-np.log(w[mask]) + comp_h[mask])))
-    kl = _pairwise_bound(w, comp_h, _pairwise_kl(g.means, g.covs, g._chols, g._logdets))
-    C = _pairwise_gauss(g.means, g.covs, g._chols, g._logdets, alphas)
-    chern = _pairwise_bound(w, comp_h, C)
-    best = int(np.argmax(chern))
-    # ELK: N(μ_i; μ_j, Σ_i + Σ_j)
-    S = g.covs[:, None] + g.covs[None, :]
-    L = np.linalg.cholesky(S)
-    delta = g.means[:, None, :] - g.means[None, :, :]
-    y = np.linalg.solve(L, delta[..., None])[..., 0]
-    log_kern = -0.5 * (d * LOG_2PI + logdet_chol(L) + np.einsum("ijd,ijd->ij", y, y))
-    with np.errstate(divide="ignore"):
-        logw = np.log(w)
-    elk = -float(np.sum(w[mask] * logsumexp(logw[None, :] + log_kern, axis=1)[mask]))
+    names = _which(which)
+    a = _alphas(alphas)
+    keep = g.weights > 0
+    w, means, covs = g.weights[keep], g.means[keep], g.covs[keep]
+    chols, logdets = g._chols[keep], g._logdets[keep]
+    d = g.dim
+    comp_h = 0.5 * (d * LOG_2PI_E + logdets)
+    out: dict[str, float] = {}
+    if "huber_upper" in names:
+        out["huber_upper"] = pw.huber_upper(w, comp_h)
+    if "kl_upper" in names:
+        _, KL = pw.full_components(means, covs, chols=chols)
+        out["kl_upper"] = float(pw.kt_bound(w, comp_h, KL))
+    chern, elk = "chernoff_lower" in names, "elk_lower" in names
+    best_alpha = None
+    if chern or elk:
+        betas = pw.betas_for(a if chern else [], elk)
+        if len(betas) >= pw.TRIDIAGONAL_MIN_BETAS:
+            W = g._inv_chols[keep]
+            cond = np.trace(covs, axis1=1, axis2=2) * np.einsum("kij,kij->k", W, W)   # ≥ cond₂(Σ_i)
+            lS, mS = pw.tridiagonal_pairs(means, covs, chols, cond, betas)
+        else:
+            lS, mS = pw.cholesky_pairs(means, covs, betas)
+        if elk:
+            out["elk_lower"] = pw.elk_lower(w, logdets, d, betas, lS, mS)
+        if chern:
+            C = pw.chernoff_matrices(a, betas, lS, mS, logdets)
+            vals = np.atleast_1d(pw.kt_bound(w, comp_h, C))
+            best = int(np.argmax(vals))
+            out["chernoff_lower"] = float(vals[best])
+            best_alpha = float(a[best])
     lb = log_base(base)
-    out = {
-        "huber_upper": huber / lb,
-        "kl_upper": float(kl) / lb,
-        "elk_lower": elk / lb,
-        "chernoff_lower": float(chern[best]) / lb,
-        "chernoff_alpha": float(alphas[best]),
-    }
-    out["lower"] = max(out["elk_lower"], out["chernoff_lower"])
-    out["upper"] = min(out["kl_upper"], out["huber_upper"])
+    out = {k: v / lb for k, v in out.items()}
+    if best_alpha is not None:
+        out["chernoff_alpha"] = best_alpha
+    lowers = [out[k] for k in _LOWER if k in out]
+    uppers = [out[k] for k in _UPPER if k in out]
+    if lowers:
+        out["lower"] = max(lowers)
+    if uppers:
+        out["upper"] = min(uppers)
     return out
 
 
@@ -325,7 +427,7 @@ class MixturePosterior:
     See the module docstring for the closed form. Attributes: ``prior`` (GaussianMixture of x),
     ``A`` (k, d), ``cov_noise`` (k, k), ``covs`` (K, d, d) the component posterior covariances
     :math:`P_i`, ``gains`` (K, d, k) the matrices :math:`P_iA^\top\Sigma_n^{-1}`, ``marginal``
-    (GaussianMixture of z).
+    (GaussianMixture of z).  Methods taking many z work through them in blocks (bounded memory).
 
     Examples
     --------
@@ -343,23 +445,25 @@ class MixturePosterior:
         self.prior = _as_gmm(prior, "prior")
         self.A = as_matrix(A, "A", cols=self.prior.dim)
         k = self.A.shape[0]
-        self.cov_noise = as_cov(cov_noise, "cov_noise", dim=k)
-        Ln = cholesky(self.cov_noise, "cov_noise")
+        self.cov_noise, Ln = as_cov(cov_noise, "cov_noise", dim=k, return_chol=True)
         B = inv_lower(Ln) @ self.A                                      # Ln⁻¹A
         info = B.T @ B                                                 # AᵀΣn⁻¹A
+        info = 0.5 * (info + info.T)
         ainv = spd_inverse_from_chol(Ln) @ self.A                      # Σn⁻¹A  (k, d)
         K, d = self.prior.n_components, self.prior.dim
         covs = np.empty((K, d, d))
+        prec_chols = np.empty((K, d, d))
         for i in range(K):
-            prec = spd_inverse_from_chol(self.prior._chols[i]) + info
-            Li = cholesky(0.5 * (prec + prec.T), "posterior precision")
-            covs[i] = spd_inverse_from_chol(Li)
+            prec = spd_inverse_from_chol(self.prior._chols[i]) + info   # P_i⁻¹ = Σ_i⁻¹ + AᵀΣn⁻¹A
+            prec_chols[i] = cholesky(prec, f"posterior precision[{i}]")
+            covs[i] = spd_inverse_from_chol(prec_chols[i])
         self.covs = covs
-        self.gains = np.einsum("ide,ke->idk", covs, ainv)              # P_i Aᵀ Σn⁻¹
+        self.gains = np.matmul(covs, ainv.T)                            # P_i Aᵀ Σn⁻¹  (K, d, k)
         self.marginal = self.prior.linear_transform(self.A, self.cov_noise)
-        self._cov_chols = cholesky(covs, "posterior covariances")
-        self._cov_inv_chols = inv_lower(self._cov_chols)
-        self._cov_logdets = logdet_chol(self._cov_chols)
+        self._prec_chols = prec_chols                                  # R_i R_iᵀ = P_i⁻¹
+        self._cov_logdets = -logdet_chol(prec_chols)                    # log|P_i|
+        self._tr_covs = np.trace(covs, axis1=1, axis2=2)
+        self._Amu = self.prior.means @ self.A.T                          # (K, k)
 
     @property
     def dim(self) -> int:
@@ -368,40 +472,62 @@ class MixturePosterior:
     def _z(self, z):
         return as_points(z, "z", self.A.shape[0])
 
+    def _row_bytes(self) -> int:
+        K, d, k = self.prior.n_components, self.dim, self.A.shape[0]
+        return 8 * K * (3 * d + k)
+
+    def _cm(self, zz: np.ndarray) -> np.ndarray:
+        """m_i(z) for a block of z (n, k): shape (n, K, d)."""
+        resid = zz[None, :, :] - self._Amu[:, None, :]                  # (K, n, k)
+        cm = np.matmul(resid, np.swapaxes(self.gains, 1, 2))            # (K, n, d)
+        cm += self.prior.means[:, None, :]
+        return np.swapaxes(cm, 0, 1)
+
     def weights(self, z) -> np.ndarray:
         """Posterior component weights w_i(z), shape (N, K)."""
         zz, _ = self._z(z)
         return self.marginal.responsibilities(zz)
 
     def component_means(self, z) -> np.ndarray:
-        """Component posterior means m_i(z), shape (N, K, d)."""
+        """Component posterior means m_i(z), shape (N, K, d) (the whole array: N·K·d floats)."""
         zz, _ = self._z(z)
-        resid = zz[:, None, :] - (self.prior.means @ self.A.T)[None]   # (N, K, k)
-        return self.prior.means[None] + np.einsum("idk,nik->nid", self.gains, resid)
+        return self._cm(zz)
 
     def mean(self, z) -> np.ndarray:
         """Exact posterior mean E[x|z], shape (N, d) (or (d,) for a single z of shape (k,))."""
-        _, single = self._z(z)
-        m = np.einsum("ni,nid->nd", self.weights(z), self.component_means(z))
+        zz, single = self._z(z)
+        w = self.marginal.responsibilities(zz)
+        m = np.empty((zz.shape[0], self.dim))
+        for s in _blocks(zz.shape[0], self._row_bytes()):
+            m[s] = np.einsum("ni,nid->nd", w[s], self._cm(zz[s]))
         return m[0] if single else m
 
     def trace_cov(self, z) -> np.ndarray:
-        r"""Exact :math:`\operatorname{Tr}\operatorname{Cov}(x|z)` per z, shape (N,)."""
-        w = self.weights(z)
-        cm = self.component_means(z)
-        m = np.einsum("ni,nid->nd", w, cm)
-        tr_p = np.trace(self.covs, axis1=1, axis2=2)
-        second = w @ tr_p + np.einsum("ni,nid,nid->n", w, cm, cm)
-        return np.maximum(second - np.einsum("nd,nd->n", m, m), 0.0)
+        r"""Exact :math:`\operatorname{Tr}\operatorname{Cov}(x|z) = \sum_i w_i(z)\big(\operatorname{Tr}P_i
+        + \|m_i(z) - E[x|z]\|^2\big)` per z, shape (N,)."""
+        zz, _ = self._z(z)
+        w = self.marginal.responsibilities(zz)
+        out = np.empty(zz.shape[0])
+        for s in _blocks(zz.shape[0], self._row_bytes()):
+            cm = self._cm(zz[s])
+            m = np.einsum("ni,nid->nd", w[s], cm)
+            dev = cm - m[:, None, :]
+            out[s] = w[s] @ self._tr_covs + np.einsum("ni,nid,nid->n", w[s], dev, dev)
+        return out
 
     def covariance(self, z) -> np.ndarray:
         """Exact Cov(x|z) per z (law of total variance), shape (N, d, d)."""
-        w = self.weights(z)
-        cm = self.component_means(z)
-        m = np.einsum("ni,nid->nd", w, cm)
-        dm = cm - m[:, None, :]
-        return (np.einsum("ni,ide->nde", w, self.covs)
-                + np.einsum("ni,nid,nie->nde", w, dm, dm))
+        zz, _ = self._z(z)
+        w = self.marginal.responsibilities(zz)
+        d = self.dim
+        out = np.empty((zz.shape[0], d, d))
+        for s in _blocks(zz.shape[0], self._row_bytes() + 8 * d * d):
+            cm = self._cm(zz[s])
+            m = np.einsum("ni,nid->nd", w[s], cm)
+            dm = cm - m[:, None, :]
+            out[s] = (np.tensordot(w[s], self.covs, axes=1)
+                      + np.einsum("ni,nid,nie->nde", w[s], dm, dm))
+        return out
 
     def logpdf(self, x, z) -> np.ndarray:
         """log p(x | z) for paired rows of x (N, d) and z (N, k), shape (N,)."""
@@ -410,19 +536,28 @@ class MixturePosterior:
         if xx.shape[0] != zz.shape[0]:
             raise ValueError(f"x and z must have the same number of rows; got {xx.shape[0]} and {zz.shape[0]}")
         with np.errstate(divide="ignore"):
-            lw = np.log(self.weights(zz))
-        cm = self.component_means(zz)                                  # (N, K, d)
-        K, d = self.prior.n_components, self.dim
-        comp = np.empty((xx.shape[0], K))
-        for i in range(K):
-            y = (xx - cm[:, i]) @ self._cov_inv_chols[i].T
-            comp[:, i] = -0.5 * (d * LOG_2PI + self._cov_logdets[i] + np.einsum("nd,nd->n", y, y))
-        return logsumexp(lw + comp, axis=1)
+            lw = np.log(self.marginal.responsibilities(zz))
+        d = self.dim
+        out = np.empty(zz.shape[0])
+        for s in _blocks(zz.shape[0], 2 * self._row_bytes()):
+            diff = xx[s][:, None, :] - self._cm(zz[s])                     # (n, K, d)
+            y = np.matmul(np.swapaxes(diff, 0, 1), self._prec_chols)      # (K, n, d): R_iᵀ(x − m_i), as rows
+            q = np.einsum("knd,knd->nk", y, y)
+            comp = -0.5 * (d * LOG_2PI + self._cov_logdets[None, :] + q)
+            out[s] = logsumexp(lw[s] + comp, axis=1)
+        return out
 
 
 def mixture_posterior(gmm: GaussianMixture, A, cov_noise) -> MixturePosterior:
     """The exact posterior of ``gmm`` through ``z = A x + N(0, cov_noise)`` (:class:`MixturePosterior`)."""
     return MixturePosterior(gmm, A, cov_noise)
+
+
+def _joint_draws(post: MixturePosterior, n: int, rng):
+    x = post.prior.sample(n, rng)
+    L = cholesky(post.cov_noise, "cov_noise")
+    z = x @ post.A.T + rng.standard_normal((n, post.A.shape[0])) @ L.T
+    return x, z
 
 
 def mixture_mmse_mc(gmm: GaussianMixture, A, cov_noise, n, rng, method: str = "posterior") -> Estimate:
@@ -445,9 +580,7 @@ def mixture_mmse_mc(gmm: GaussianMixture, A, cov_noise, n, rng, method: str = "p
     rng = as_rng(rng)
     if method not in ("posterior", "error"):
         raise ValueError(f"method must be 'posterior' or 'error'; got {method!r}")
-    x = post.prior.sample(n, rng)
-    L = cholesky(post.cov_noise, "cov_noise")
-    z = x @ post.A.T + rng.standard_normal((n, post.A.shape[0])) @ L.T
+    x, z = _joint_draws(post, n, rng)
     if method == "posterior":
         v = post.trace_cov(z)
     else:
@@ -458,17 +591,93 @@ def mixture_mmse_mc(gmm: GaussianMixture, A, cov_noise, n, rng, method: str = "p
     return Estimate(float(v.mean()), se, n)
 
 
+@dataclass(frozen=True)
+class ImportanceEstimate(Estimate):
+    """An :class:`Estimate` from self-normalised importance sampling, with its estimated ``bias``.
+
+    >>> ImportanceEstimate(1.0, 0.1, 100, 0.01).to_dict()
+    {'value': 1.0, 'stderr': 0.1, 'n': 100, 'bias': 0.01}
+    """
+
+    bias: float = 0.0
+
+
+def mixture_mmse_importance_sampling(gmm: GaussianMixture, A, cov_noise, n, rng, *, n_proposal=20000,
+                                     block=50) -> ImportanceEstimate:
+    r"""Total MMSE by brute force: self-normalised importance sampling of E[x|z], prior as proposal.
+
+    An estimate of :math:`E\|x - E[x|z]\|^2` that uses neither the closed-form posterior nor its
+    weights -- only the prior's samples and the likelihood :math:`\mathcal N(z; Ax, \Sigma_n)` --
+    so it checks :func:`mixture_mmse_mc` independently (DESIGN.md §3).  For ``n`` joint draws
+    :math:`(x_b, z_b)`, with ``n_proposal`` fresh prior draws :math:`x'_m` per block of ``block``
+    z's:
+
+    .. math:: \hat x_b = \sum_m \tilde w_{bm} x'_m,\qquad
+              \tilde w_{bm} \propto \exp\big(-\tfrac12\|z_b - Ax'_m\|^2_{\Sigma_n^{-1}}\big),
+
+    and the estimate is the mean of :math:`\|x_b - \hat x_b\|^2` (``stderr`` = its sample sd /
+    :math:`\sqrt n`).  :math:`\hat x_b` has delta-method variance
+    :math:`\sum_m\tilde w_{bm}^2\|x'_m - \hat x_b\|^2`, which inflates the squared error by that
+    much on average: ``bias`` is its mean, an estimate of the (upward) bias.  Useful in low
+    dimension only: the prior is a poor proposal once the likelihood is sharp.
+
+    Examples
+    --------
+    One component, z = x + N(0, ¼): the MMSE is 0.2 (linear-Gaussian closed form).
+
+    >>> g = GaussianMixture([1.0], [[0.0]], [[[1.0]]])
+    >>> e = mixture_mmse_importance_sampling(g, [[1.0]], [[0.25]], 2000, np.random.default_rng(0))
+    >>> bool(abs(e.value - 0.2) < 4 * e.stderr + e.bias), e.n
+    (True, 2000)
+    """
+    g = _as_gmm(gmm)
+    post_a = as_matrix(A, "A", cols=g.dim)
+    k = post_a.shape[0]
+    cn, Ln = as_cov(cov_noise, "cov_noise", dim=k, return_chol=True)
+    n = as_count(n, "n")
+    n_proposal = as_count(n_proposal, "n_proposal", minimum=1)
+    block = as_count(block, "block", minimum=1)
+    rng = as_rng(rng)
+    Wn = inv_lower(Ln)                                  # whitening: ‖Wn r‖² = rᵀ Σn⁻¹ r
+    WA = Wn @ post_a
+    x = g.sample(n, rng)
+    z = x @ post_a.T + rng.standard_normal((n, k)) @ Ln.T
+    errs, bias = np.empty(n), np.empty(n)
+    for s in range(0, n, block):
+        xs = g.sample(n_proposal, rng)                  # fresh proposal draws for each block
+        a = z[s:s + block] @ Wn.T                         # (B, k)
+        bm = xs @ WA.T                                    # (M, k)
+        # −½‖a − b‖² up to a per-row constant (−½‖a‖², which the normalisation removes)
+        logw = a @ bm.T - 0.5 * np.einsum("mk,mk->m", bm, bm)[None, :]
+        w = np.exp(logw - logsumexp(logw, axis=1, keepdims=True))
+        xhat = w @ xs
+        errs[s:s + block] = np.sum((x[s:s + block] - xhat) ** 2, axis=1)
+        for r in range(w.shape[0]):
+            dev = np.sum((xs - xhat[r]) ** 2, axis=1)
+            bias[s + r] = (w[r] ** 2) @ dev
+    return ImportanceEstimate(float(errs.mean()), float(errs.std(ddof=1) / math.sqrt(n)), n,
+                              float(bias.mean()))
+
+
 def mixture_conditional_entropy_mc(gmm: GaussianMixture, A, cov_noise, n, rng, base=None) -> Estimate:
     r""":math:`H(x|z) = -E\log p(x|z)` by Monte Carlo with the exact mixture posterior.
 
     Unbiased (joint draws of (x, z)); ``stderr`` = sample sd / sqrt(n).
+
+    Examples
+    --------
+    One component, z = x + N(0, ¼): x|z ~ N(m(z), 0.2) for every z, so H(x|z) = ½ log(2πe · 0.2)
+    (Monte Carlo, within 5 s.e.).
+
+    >>> g = GaussianMixture([1.0], [[0.0]], [[[1.0]]])
+    >>> e = mixture_conditional_entropy_mc(g, [[1.0]], [[0.25]], 20000, np.random.default_rng(0))
+    >>> bool(abs(e.value - 0.5 * np.log(2 * np.pi * np.e * 0.2)) < 5 * e.stderr)
+    True
     """
     post = MixturePosterior(gmm, A, cov_noise)
     n = as_count(n, "n")
     rng = as_rng(rng)
-    x = post.prior.sample(n, rng)
-    L = cholesky(post.cov_noise, "cov_noise")
-    z = x @ post.A.T + rng.standard_normal((n, post.A.shape[0])) @ L.T
+    x, z = _joint_draws(post, n, rng)
     v = -post.logpdf(x, z) / log_base(base)
     return Estimate(float(v.mean()), float(v.std(ddof=1) / math.sqrt(n)), n)
 
@@ -477,6 +686,15 @@ def mixture_prior_fisher_mc(gmm: GaussianMixture, n, rng) -> Estimate:
     r"""Trace of the prior Fisher information :math:`\operatorname{Tr}J(p) = E\|\nabla\log p(x)\|^2`.
 
     Used by the van Trees bound (:func:`theory.van_trees_mse`) for a mixture prior.
+
+    Examples
+    --------
+    One Gaussian N(0, 2 I₃): ∇log p = −x/2, so Tr J = Tr Σ⁻¹ = 3/2 (Monte Carlo, within 5 s.e.).
+
+    >>> g = GaussianMixture([1.0], [[0.0, 0.0, 0.0]], [2 * np.eye(3)])
+    >>> e = mixture_prior_fisher_mc(g, 20000, np.random.default_rng(0))
+    >>> bool(abs(e.value - 1.5) < 5 * e.stderr)
+    True
     """
     g = _as_gmm(gmm)
     n = as_count(n, "n")

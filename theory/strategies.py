@@ -13,9 +13,14 @@ Users can test their own code with the same random instances the package is test
         h = theory.linear_gaussian_conditional_entropy(A, cov_x, cov_noise)
         assert theory.mse_lower_bound(h, d) <= theory.linear_gaussian_mmse(A, cov_x, cov_noise) / d * (1 + 1e-9)
 
-Matrices are built from drawn eigenvalues and a drawn orthogonal basis (QR of a drawn matrix),
-so the condition number is controlled by ``min_eig``/``max_eig`` and examples shrink towards
-diagonal matrices with equal eigenvalues.
+Matrices are built from drawn eigenvalues and a drawn orthogonal basis (QR of a drawn matrix
+for d ≤ 8; above that a product of three drawn Householder reflections, so that a 64×64 example
+costs 3·64 drawn numbers instead of 64²), so the condition number is controlled by
+``min_eig``/``max_eig`` and examples shrink towards diagonal matrices with equal eigenvalues.
+``log_uniform=True`` spreads the eigenvalues on a log scale (near-singular matrices are then
+common); :func:`psd_matrices` zeroes some of them (singular, as a push-forward through an encoder
+with more outputs than inputs); ``coincident=True`` in :func:`gaussian_mixtures` lets components
+repeat an earlier one exactly.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .mixture import GaussianMixture
 __all__ = [
     "LinearGaussianChannel",
     "spd_matrices",
+    "psd_matrices",
     "simplex_weights",
     "gaussian_mixtures",
     "linear_gaussian_channels",
@@ -48,26 +54,60 @@ def _ints(v):
     return st.just(v) if isinstance(v, int) else v
 
 
+#: above this dimension the orthogonal basis is a product of Householder reflections
+FULL_QR_MAX_DIM = 8
+
+
 def _orthogonal(draw, d: int) -> np.ndarray:
-    entries = draw(st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=d * d, max_size=d * d))
-    M = np.asarray(entries, dtype=np.float64).reshape(d, d) + 3.0 * np.eye(d)  # well conditioned
-    Q, R = np.linalg.qr(M)
-    return Q * np.sign(np.diag(R))
+    if d <= FULL_QR_MAX_DIM:
+        entries = draw(st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=d * d, max_size=d * d))
+        M = np.asarray(entries, dtype=np.float64).reshape(d, d) + 3.0 * np.eye(d)  # well conditioned
+        Q, R = np.linalg.qr(M)
+        return Q * np.sign(np.diag(R))
+    Q = np.eye(d)
+    for _ in range(3):
+        v = np.asarray(draw(st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=d, max_size=d)))
+        nv = float(v @ v)
+        if nv > 1e-12:                      # shrinks to v = 0: no reflection
+            Q = Q - (2.0 / nv) * np.outer(Q @ v, v)
+    return Q
+
+
+def _eigenvalues(draw, d, min_eig, max_eig, log_uniform):
+    if log_uniform:
+        lo, hi = np.log(min_eig), np.log(max_eig)
+        return np.exp(np.asarray(draw(st.lists(st.floats(lo, hi), min_size=d, max_size=d))))
+    return np.asarray(draw(st.lists(st.floats(min_eig, max_eig), min_size=d, max_size=d)))
 
 
 @st.composite
 def spd_matrices(draw, dim=st.integers(1, 4), min_eig: float = 0.1, max_eig: float = 10.0,
-                 isotropic: bool = False):
+                 isotropic: bool = False, log_uniform: bool = False):
     """Symmetric positive-definite float64 matrices with eigenvalues in ``[min_eig, max_eig]``.
 
-    ``dim`` is an int or a strategy of ints; ``isotropic=True`` draws multiples of the identity.
+    ``dim`` is an int or a strategy of ints; ``isotropic=True`` draws multiples of the identity;
+    ``log_uniform=True`` draws log-eigenvalues uniformly (condition numbers near
+    ``max_eig/min_eig`` become common).
     """
     if not 0 < min_eig <= max_eig:
         raise ValueError(f"need 0 < min_eig <= max_eig; got {min_eig}, {max_eig}")
     d = draw(_ints(dim))
     if isotropic:
         return draw(st.floats(min_eig, max_eig)) * np.eye(d)
-    ev = np.asarray(draw(st.lists(st.floats(min_eig, max_eig), min_size=d, max_size=d)))
+    ev = _eigenvalues(draw, d, min_eig, max_eig, log_uniform)
+    Q = _orthogonal(draw, d)
+    S = (Q * ev) @ Q.T
+    return 0.5 * (S + S.T)
+
+
+@st.composite
+def psd_matrices(draw, dim=st.integers(1, 4), rank=None, min_eig: float = 0.1, max_eig: float = 10.0):
+    """Symmetric positive *semi*definite matrices of rank ``rank`` (an int, a strategy, or None for
+    0..d): eigenvalues in ``[min_eig, max_eig]`` on ``rank`` directions, exactly 0 on the others."""
+    d = draw(_ints(dim))
+    r = draw(st.integers(0, d)) if rank is None else min(draw(_ints(rank)), d)
+    ev = np.zeros(d)
+    ev[:r] = _eigenvalues(draw, r, min_eig, max_eig, False)
     Q = _orthogonal(draw, d)
     S = (Q * ev) @ Q.T
     return 0.5 * (S + S.T)
@@ -87,14 +127,23 @@ def simplex_weights(draw, n=st.integers(1, 4), min_weight: float = 0.02):
 @st.composite
 def gaussian_mixtures(draw, dim=st.integers(1, 3), n_components=st.integers(1, 4),
                       mean_scale: float = 3.0, min_eig: float = 0.1, max_eig: float = 2.0,
-                      min_weight: float = 0.02):
-    """:class:`theory.GaussianMixture` instances with means in ``[-mean_scale, mean_scale]^d``."""
+                      min_weight: float = 0.02, log_uniform: bool = False, coincident: bool = False):
+    """:class:`theory.GaussianMixture` instances with means in ``[-mean_scale, mean_scale]^d``.
+
+    ``log_uniform`` as in :func:`spd_matrices`; ``coincident=True`` lets each component after the
+    first repeat an earlier one (same mean and covariance) -- examples shrink towards no repeats.
+    """
     d = draw(_ints(dim))
     K = draw(_ints(n_components))
     w = draw(simplex_weights(K, min_weight=min_weight))
     means = np.asarray(draw(st.lists(st.floats(-mean_scale, mean_scale), min_size=K * d,
                                      max_size=K * d))).reshape(K, d)
-    covs = np.stack([draw(spd_matrices(d, min_eig, max_eig)) for _ in range(K)])
+    covs = np.stack([draw(spd_matrices(d, min_eig, max_eig, log_uniform=log_uniform)) for _ in range(K)])
+    if coincident:
+        for i in range(1, K):
+            src = draw(st.integers(-1, i - 1))          # -1: keep the drawn component
+            if src >= 0:
+                means[i], covs[i] = means[src], covs[src]
     return GaussianMixture(w, means, covs)
 
 
