@@ -86,10 +86,10 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
                 frozenset({"train", "defenses", "check-defense", "sweep"}), aliases=("synthetic",)),
     DatasetSpec("cifar10", _cifar10, "vgg11_bn", "image",
                 "CIFAR-10 python batches from a local folder (`--data-root`), never downloaded",
-                frozenset({"train"}), needs_root=True),
+                frozenset({"train", "sweep"}), needs_root=True),
     DatasetSpec("mnist", _mnist, "mnist", "image",
                 "MNIST IDX files from a local folder (`--data-root`), never downloaded",
-                frozenset({"train"}), needs_root=True),
+                frozenset({"train", "sweep"}), needs_root=True),
 )}
 
 

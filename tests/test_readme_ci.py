@@ -44,3 +44,18 @@ def test_readme_library_block_runs(tmp_path):
     mmse, bound = (float(v) for v in lines[0].split(">="))
     assert mmse >= bound > 0
     assert "certify" in lines[-1] and "respects it" in lines[-1]
+
+
+def test_readme_errata_are_the_one_source():
+    """README's errata block is exactly what every report.md renders (empirics/errata.py)."""
+    from empirics.errata import README_BEGIN, README_END, errata_markdown
+    text = (ROOT / "README.md").read_text()
+    block = text.split(README_BEGIN, 1)[1].split(README_END, 1)[0]
+    assert block.strip() == errata_markdown().strip()
+
+
+def test_readme_dataset_table_is_the_registry():
+    from empirics.registry import readme_table
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- datasets:begin -->", 1)[1].split("<!-- datasets:end -->", 1)[0]
+    assert block.strip() == readme_table().strip()

@@ -41,7 +41,7 @@ def add_arguments(p):
     p.add_argument("--experiment", default="verify",
                    choices=["verify", "entropy-vs-mse", "defense-table", "synthetic"],
                    help="which experiment (default: the fast verify battery)")
-    p.add_argument("--dataset", default="digits", choices=[n for n in names("defenses") if n != "synthetic-mixture"],
+    p.add_argument("--dataset", default="digits", choices=names("defenses", aliases=True),
                    help="data of the entropy-vs-mse and defense-table experiments")
     p.add_argument("--sigmas", default="0.01,0.02,0.05,0.1,0.2,0.3,0.5,0.8",
                    help="noise levels of the entropy-vs-mse / synthetic sweeps")
