@@ -24,10 +24,11 @@ This list has one source, `empirics/errata.py`; the README and every `report.md`
 **Hardness reduction (MixCon appendix, Thm B.10–B.11).**
 
 1. *Clause bias (a generalisation, not an erratum).* Thm B.10 reduces from MAX-E3SAT — exactly
-   three literals per clause — where the printed bias −2 is right. For general DIMACS input (2- and
-   4-literal clauses, e.g. pigeonhole formulas) the bias must be −(k−1): an unsatisfied 2-literal
-   clause would output 0 and a 4-literal one 2 under −2. We use −(k−1) (exact for k = 1..4,
-   repeated literals and tautologies); `bias="paper"` keeps −2 so the difference can be shown.
+   three literals per clause — where the printed bias −2 is right. For other clause lengths
+   (general DIMACS input such as pigeonhole formulas) a clause neuron is 1 on an all-false clause
+   and 0 otherwise iff b = −(k−1); with −2 an unsatisfied 2-literal clause outputs 0 and a
+   4-literal one 2. We use −(k−1) (equal to −2 on E3 input; exact for k = 1..4, repeated literals
+   and tautologies); `bias="paper"` applies −2 to every clause so the difference can be shown.
 2. *Soundness proof.* "x_i = 0" should read "x_i = 1"; T = m + 128B²n should be m + 100B²n;
    1/(36B²) should be 1/(3600B²) and 1/(5√B) should be 5/√B. The ε-tolerance term counts every
    input variable (≈ n/36), so "n ≤ 3m" needs the variables that occur in no clause dropped from
@@ -39,8 +40,7 @@ This list has one source, `empirics/errata.py`; the README and every `report.md`
    inequality, for B > 1.44·10⁴ (exact thresholds by sympy). Since that inequality is proved and
    RC2 is exact, "rounding an attack never beats the MaxSAT optimum" can fail only through a coding
    bug: it is kept as a regression check, not as evidence.
-3. *Constants.* B ≥ 15000 with 100B² copies per variable is 2.25·10¹⁰ copies (the project's
-   design notes once printed 2.25·10⁸, which is B²): never buildable. `copies` is a parameter and
+3. *Constants.* B ≥ 15000 with 100B² copies per variable is 2.25·10¹⁰ copies: never buildable. `copies` is a parameter and
    the compact form (one copy pair weighted √copies) has the identical residual.
 4. *Lipschitz step.* ‖W₁‖ ≤ √(200B²+3B) ≤ 15B and ‖W₂‖ = √2 exactly (the proof prints ‖W⁽²⁾‖ ≤ 2
    and bounds W⁽¹⁾ under that name); the printed product 30B is about 3× the exact one.
