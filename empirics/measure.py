@@ -23,8 +23,7 @@ import torch
 
 from .seeding import torch_generator
 
-__all__ = ["encode_all", "noise_variance", "conditional_entropy", "mutual_information_upper_bounds_whitened",
-           "fisher_information"]
+__all__ = ["encode_all", "noise_variance", "conditional_entropy", "fisher_information"]
 
 
 @torch.no_grad()
@@ -71,6 +70,8 @@ def conditional_entropy(model, data, *, h_x: float = 0.0, k_per_class: int = 3, 
         ``{"huber": ..., "kl": ..., "maxent": ..., "h_x": h_x, "d_features": ..., "rigorous": False,
         "assumptions": str}`` (nats).
     """
+    import theory.bounds as tb
+
     from . import data as D
     from .defenses.cem import fit_class_mixture
     ds = D.as_dataset(data)
@@ -95,7 +96,7 @@ def conditional_entropy(model, data, *, h_x: float = 0.0, k_per_class: int = 3, 
     out: dict[str, Any] = {"h_x": float(h_x), "d_features": d, "k": int(len(w)), "rigorous": False,
                            "assumptions": "ẑ modelled by a fitted per-class Gaussian mixture (estimate); "
                                           f"H(x) replaced by {h_x} (relative)"}
-    ub = mutual_information_upper_bounds_whitened(w, means, covs)
+    ub = tb.mutual_information_upper_bounds(w, means, covs, np.eye(d))
     for m in methods:
         if m not in ub:
             raise ValueError(f"methods: expected names from {sorted(ub)}, got {m!r}")
@@ -104,39 +105,11 @@ def conditional_entropy(model, data, *, h_x: float = 0.0, k_per_class: int = 3, 
 
 
 def mutual_information_upper_bounds_whitened(weights, means, covs) -> dict:
-    """Upper bounds on I(z; ẑ) for ẑ ~ Σ wᵢ N(μᵢ, Σᵢ), z = ẑ + N(0, I) (whitened coordinates).
-
-    The same three bounds as :func:`theory.bounds.mutual_information_upper_bounds` (which they
-    equal — tested), computed in float64 torch with one inverse per component so that d = 512,
-    k = 30 stays cheap (the theory version materialises all pairwise d×d products):
-
-    * ``huber`` = Thm 2 = Σ wᵢ(−log wᵢ + ½ log|Σᵢ + I|);
-    * ``kl`` = Σ wᵢ(½ log|Σᵢ + I| − log Σⱼ wⱼ exp(−KL(Nᵢ‖Nⱼ))) (Kolchinsky–Tracey), Nᵢ = N(μᵢ, Σᵢ+I);
-    * ``maxent`` = ½ log|Cov z| (the Gaussian with the covariance of z has the largest entropy).
-    """
-    w = torch.as_tensor(np.asarray(weights), dtype=torch.float64)
-    mu = torch.as_tensor(np.asarray(means), dtype=torch.float64)
-    S = torch.as_tensor(np.asarray(covs), dtype=torch.float64)
-    k, d = mu.shape
-    C = S + torch.eye(d, dtype=torch.float64)
-    L = torch.linalg.cholesky(C)
-    logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
-    Cinv = torch.cholesky_inverse(L)
-    pos = w > 0
-    ent = torch.where(pos, -w * torch.log(torch.where(pos, w, torch.ones_like(w))), torch.zeros_like(w))
-    huber = float((ent + w * 0.5 * logdet).sum())
-    # KL_ij = ½[tr(C_j⁻¹ C_i) + Δᵀ C_j⁻¹ Δ − d + logdet C_j − logdet C_i]
-    tr = torch.einsum("jab,iba->ij", Cinv, C)
-    diff = mu[None, :, :] - mu[:, None, :]  # [i, j] = μ_j − μ_i
-    maha = torch.einsum("ija,jab,ijb->ij", diff, Cinv, diff)
-    kl = 0.5 * (tr + maha - d + logdet[None, :] - logdet[:, None])
-    logw = torch.log(torch.where(pos, w, torch.full_like(w, 1e-300)))
-    inner = torch.logsumexp(logw[None, :] - kl, dim=1)
-    kl_ub = float((w * (0.5 * logdet - inner))[pos].sum())
-    mbar = (w[:, None] * mu).sum(0)
-    cov = (w[:, None, None] * (C + mu[:, :, None] * mu[:, None, :])).sum(0) - mbar[:, None] * mbar[None, :]
-    maxent = float(0.5 * torch.linalg.slogdet(cov)[1])
-    return {"huber": huber, "kl": kl_ub, "maxent": maxent, "best": min(huber, kl_ub, maxent)}
+    """Deprecated alias: :func:`theory.mutual_information_upper_bounds` with Σp = I (whitened
+    coordinates).  The one implementation is in ``theory``."""
+    import theory.bounds as tb
+    means = np.asarray(means, float)
+    return tb.mutual_information_upper_bounds(weights, means, covs, np.eye(means.shape[1]))
 
 
 def fisher_information(model, data, *, sigma: float | None = None, probes: int = 8, max_samples: int = 256,

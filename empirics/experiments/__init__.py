@@ -22,7 +22,6 @@ import importlib
 _LAZY = {
     "fit_log_linear": "..checks", "spearman": "..checks",
     "conditional_entropy": "..measure", "fisher_information": "..measure",
-    "mutual_information_upper_bounds_whitened": "..measure",
     "load_dataset": "..registry", "load_factory": "..usercode",
     "check_defense": ".defense_check", "affine_encoder_map": ".defense_check",
     "RunContext": ".common", "attack_model": ".common", "build_model": ".common", "train_model": ".common",

@@ -30,11 +30,6 @@ def synthetic_cells(*, sigmas: Sequence[float] = (0.1, 0.3, 1.0), seeds: Sequenc
     return [SyntheticConfig(sigma=float(s), seed=int(seed), **kw) for seed in seeds for s in sigmas]
 
 
-def _pushforward(gmm, A):
-    covs = np.einsum("ij,kjl,ml->kim", A, np.asarray(gmm.covs), A)
-    return np.asarray(gmm.weights), np.asarray(gmm.means) @ A.T, 0.5 * (covs + covs.transpose(0, 2, 1))
-
-
 def linear_split_model(d: int, k_feat: int, num_classes: int, seed: int, sigma: float):
     """SplitModel ``Linear(d, k_feat, bias=False)`` + MLP head + noise σ (weights from the seed's init stream)."""
     import torch
@@ -55,7 +50,7 @@ def run_cell(cfg: SyntheticConfig, ctx: RunContext) -> Outcome:
     import torch
 
     import theory.bounds as tb
-    from theory.mixture import mixture_entropy_mc, mixture_mmse_mc, mixture_posterior
+    from theory.mixture import affine_pushforward, mixture_entropy_mc, mixture_mmse_mc, mixture_posterior
 
     from ..data import synthetic_mixture
     from ..runs import AttackSpec
@@ -71,7 +66,7 @@ def run_cell(cfg: SyntheticConfig, ctx: RunContext) -> Outcome:
     acc = float(evaluate(model, split.test, seed=cfg.seed)["accuracy"])
     A = model.encoder.weight.detach().double().cpu().numpy()
     P = cfg.sigma ** 2 * np.eye(cfg.k_feat)
-    ub = tb.mutual_information_upper_bounds(*_pushforward(gmm, A), P)
+    ub = tb.mutual_information_upper_bounds(*affine_pushforward(gmm, A), P)
     bounds = {}
     for m in ("huber", "kl", "maxent"):
         b = tb.mse_lower_bound(hx.value - ub[m], cfg.d)
