@@ -1,15 +1,18 @@
-"""The one seeded training loop for split models (with defenses as plug-ins).
+"""The one seeded training loop for split models, built on :func:`empirics.defenses.defend`.
 
-:func:`train` minimises cross-entropy plus every defense's extra loss, calling the defense hooks
-in the order documented in :mod:`empirics.defenses.base`::
+:func:`train` is a plain PyTorch loop around the same entry point a user's own loop uses — the
+defenses act only through the defended encoder, so a user's loop with ``defend`` and ``train``
+give the same weights under the same seed and batches (tested)::
 
-    model, optimizer = defense.attach(model, optimizer, data=train)      # once, in list order
+    defended = defend(encoder=model.encoder, head=model.head, defenses=defenses, optimizer=opt,
+                      data=train, generator=<"features" stream>)       # attach hooks, in list order
     for epoch:
-        defense.on_epoch_start(ctx)                                      # each defense
-        for batch (x, y):
-            z = model.encode(x); z_sent = chain of transform_features(z, training=True)
-            loss = CE(head(z_sent), y) + Σ extra_loss(step)
-            backward; optimizer.step(); defense.after_step(step)         # each defense
+        for batch (x, y):                                              # order: "shuffle" stream
+            logits = model.head(defended(x))          # on_epoch_start at an epoch's first step;
+                                                      # encoder, chain of transform_features
+            loss = CE(logits, y) + defended.loss(y)   # Σ extra_loss(step)
+            backward; optimizer.step(); defended.step()                # after_step
+        defended.epoch_end()                                           # on_epoch_end
 
 Reproducibility
 ---------------
@@ -39,7 +42,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import ArrayDataset, as_dataset
-from .defenses.base import Defense, EpochContext, Step
+from .defenses.base import Defense
+from .defenses.defended import defend, resolve_defenses
 from .device import resolve_device
 from .models import SplitModel
 from .seeding import stream_seed, torch_generator
@@ -62,6 +66,7 @@ class TrainResult:
     seconds: float = 0.0
     device: str = "cpu"
     checkpoint: str | None = None
+    defended: Any = None  # the DefendedEncoder the loop trained through (its defenses' state)
 
     @property
     def final(self) -> dict:
@@ -223,7 +228,7 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
         Total number of epochs (a resumed run trains only the missing ones).
     batch_size, lr : int, float
     optimizer : None, 'adam', 'sgd', torch.optim.Optimizer or callable(params) -> Optimizer
-    defenses : list of Defense, optional
+    defenses : list of Defense or specs (``"cem:lam=0.01"``), optional
         Defaults to ``model.defenses``; when given, it replaces ``model.defenses`` so the deployed
         model applies exactly the defenses it was trained with.
     seed : int
@@ -263,12 +268,11 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr: expected a positive number, got {lr!r}")
     if defenses is not None:
-        defenses = list(defenses)
-        for d in defenses:
-            if not isinstance(d, Defense):
-                raise ValueError(f"defenses: expected Defense instances, got {type(d).__name__}")
-        model.defenses = defenses
-    defenses = model.defenses
+        model.defenses = resolve_defenses(defenses, seed=int(seed))
+    defenses = list(model.defenses)
+    for d in defenses:
+        if not isinstance(d, Defense):
+            raise ValueError(f"defenses: expected Defense instances, got {type(d).__name__}")
     dev = resolve_device(device)
     model.to(dev)
     validate_model_data(model, data)
@@ -280,11 +284,12 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
     if weight_decay:
         for g in opt.param_groups:
             g["weight_decay"] = weight_decay
-    for d in defenses:
-        model, opt = d.attach(model, opt, data=data)
-
     shuffle_gen = torch_generator(int(seed), "shuffle")
     feat_gen = torch_generator(int(seed), "features", device=dev)
+    # the one entry point every loop uses (attach hooks run here, in list order)
+    defended = defend(encoder=model.encoder, head=model.head, defenses=defenses, optimizer=opt, data=data,
+                      generator=feat_gen, seed=int(seed))
+    opt = defended.optimizer
     history: list[dict] = []
     start_epoch = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -294,6 +299,7 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
 
     xs, ys = data.x.to(dev), data.y.to(dev)
     n = len(data)
+    steps_per_epoch = (n + batch_size - 1) // batch_size
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(stream_seed(int(seed), "torch"))
         if ckpt is not None and ckpt.exists():
@@ -301,47 +307,36 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             shuffle_gen.set_state(state["rng"]["shuffle"])
-            feat_gen.set_state(state["rng"]["features"].to(feat_gen.get_state().device))
             torch.set_rng_state(state["rng"]["torch"])
             if dev.type == "cuda" and "cuda" in state["rng"]:
                 torch.cuda.set_rng_state(state["rng"]["cuda"], dev)
-            for d, s in zip(defenses, state["defenses"]):
-                d.load_state_dict(s)
-            history = list(state["history"])
             start_epoch = int(state["epoch"])
+            defended.load_defense_state({"epoch": start_epoch, "steps": start_epoch * steps_per_epoch,
+                                         "generators": {"features": state["rng"]["features"]},
+                                         "defenses": state["defenses"]})
+            history = list(state["history"])
 
         bar = tqdm(range(start_epoch, epochs), disable=not progress, desc="train", unit="epoch",
                    initial=start_epoch, total=epochs, leave=False)
-        step_i = start_epoch * ((n + batch_size - 1) // batch_size)
         for epoch in bar:
             model.train()
-            for d in defenses:
-                d.on_epoch_start(EpochContext(model=model, data=data, epoch=epoch, device=dev, generator=feat_gen))
+            defended.train()
             perm = torch.randperm(n, generator=shuffle_gen).to(dev)
             tot_loss, tot_correct = 0.0, 0
             for b in range(0, n, batch_size):
                 idx = perm[b:b + batch_size]
                 x, y = xs[idx], ys[idx]
-                z = model.encode(x)
-                z_sent = model.defend(z, training=True, generator=feat_gen)
-                logits = model.head(z_sent)
-                loss = F.cross_entropy(logits, y)
-                step = Step(x=x, y=y, z=z, z_sent=z_sent, logits=logits, model=model, epoch=epoch,
-                            step=step_i, generator=feat_gen)
-                for d in defenses:
-                    extra = d.extra_loss(step)
-                    if extra is not None:
-                        loss = loss + extra
+                logits = model.head(defended(x))
+                loss = F.cross_entropy(logits, y) + defended.loss(y)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"train: non-finite loss at epoch {epoch}, step {step_i}")
+                    raise FloatingPointError(f"train: non-finite loss at epoch {epoch}, step {defended.steps - 1}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                for d in defenses:
-                    d.after_step(step)
+                defended.step()
                 tot_loss += float(loss.detach()) * len(idx)
                 tot_correct += int((logits.detach().argmax(1) == y).sum())
-                step_i += 1
+            defended.epoch_end()
             rec = {"epoch": epoch + 1, "loss": tot_loss / n, "train_accuracy": tot_correct / n}
             if eval_data is not None:
                 ev = evaluate(model, eval_data, device=dev)
@@ -364,4 +359,5 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
     model.eval()
     return TrainResult(model=model, optimizer=opt, history=history, epochs=epochs,
                        resumed_from_epoch=start_epoch, seconds=time.perf_counter() - t0,
-                       device=str(dev), checkpoint=str(ckpt) if ckpt is not None else None)
+                       device=str(dev), checkpoint=str(ckpt) if ckpt is not None else None,
+                       defended=defended)

@@ -1,6 +1,11 @@
-"""Defenses as plug-ins to the one training loop; see :mod:`empirics.defenses.base`.
+"""Defenses that plug into your own training loop; see :func:`defend` and :mod:`.base`.
 
-Registered by name (``make_defense(name, **kw)``):
+``defend(encoder=..., defenses=["noise:sigma=0.025", "cem:lam=16"], optimizer=..., data=...)``
+returns a defended encoder (an ``nn.Module`` giving the features as sent) with ``loss(y)`` (the
+term to add to your loss), ``step()`` (after the optimizer step) and ``epoch_end()``
+(:mod:`empirics.defenses.defended`); :func:`empirics.training.train` is built on it.
+
+Registered by name (``make_defense(name, **kw)`` or a ``"name:k=v"`` spec):
 
 ============  ====================================================  ==========================
 name          what it does                                           strength (0 = off)
@@ -27,8 +32,9 @@ from .arl import ARL
 from .mixcon import MixCon, UniCon, mixcon_loss, unicon_loss
 from .tl_freeze import TLFreeze
 from .cem import CEM, GaussianMixtureFit, cem_objective, fit_class_mixture
+from .defended import DefendedEncoder, defend, resolve_defenses
 
-__all__ = ["Defense", "EpochContext", "Step", "available_defenses", "get_defense", "make_defense",
+__all__ = ["defend", "DefendedEncoder", "resolve_defenses", "Defense", "EpochContext", "Step", "available_defenses", "get_defense", "make_defense",
            "register", "GaussianNoise", "Bottleneck", "FeatureDropout", "NoPeek", "ARL", "MixCon",
            "UniCon", "TLFreeze", "CEM", "GaussianMixtureFit", "cem_objective", "fit_class_mixture",
            "distance_correlation", "mixcon_loss", "unicon_loss"]

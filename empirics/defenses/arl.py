@@ -6,6 +6,10 @@ trained alongside: after every step it takes one Adam step on ``‖D(z_sent) −
 detached), and the client is trained on ``L_task − α·‖D(z_sent) − x‖²`` (it tries to make the
 proxy fail).  D is created lazily at the first step from its own seed, so α = 0 creates nothing
 and draws no random numbers from the loop's generators.
+
+The proxy's parameters are optimised internally (its own Adam, in ``after_step``, i.e. in
+``defended.step()``), never by the user's optimizer; its state (weights and Adam moments) is part
+of :meth:`ARL.state_dict`, so a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class ARL(Defense):
         self.seed = int(seed)
         self.decoder: nn.Module | None = None
         self._opt = None
+        self._pending: dict | None = None  # a loaded state, applied when the decoder is built
 
     @property
     def strength(self) -> float:
@@ -61,6 +66,10 @@ class ARL(Defense):
             self.decoder = nn.Sequential(nn.Linear(dz, self.hidden), nn.ReLU(),
                                          nn.Linear(self.hidden, dx)).to(device=z.device, dtype=z.dtype)
         self._opt = torch.optim.Adam(self.decoder.parameters(), lr=self.lr)
+        if self._pending:
+            self.decoder.load_state_dict(self._pending["decoder"])
+            self._opt.load_state_dict(self._pending["opt"])
+            self._pending = None
 
     def _mse(self, z, x):
         rec = self.decoder(flat(z))

@@ -1,25 +1,28 @@
-"""The defense plug-in interface shared by every defense and the one training loop.
+"""The defense plug-in interface shared by every defense, your training loop and ours.
 
-A defense never owns the training loop.  Like Opacus' ``make_private``, it is *attached* to the
-user's split model and optimizer and then takes part in each step through a few hooks; the loop
-(:func:`empirics.training.train`) calls them in this order::
+A defense never owns the training loop.  Like Opacus' ``make_private``, it is attached to the
+user's encoder and optimizer by :func:`empirics.defenses.defend`, which returns a defended
+encoder (an ``nn.Module``) whose methods call the hooks below; the package's own
+:func:`empirics.training.train` is one user of that same entry point.  In loop order::
 
-    model, optimizer = defense.attach(model, optimizer, data=train_data)   # once
+    defended = defend(encoder=..., defenses=[...], optimizer=..., data=...)
+                                      # attach(defended, optimizer, data=data), once, in list order
     for epoch:
-        defense.on_epoch_start(ctx)                     # e.g. CEM: mixture estimate (Alg. 1, l. 5)
         for (x, y) in batches:
-            z = model.encode(x)                          # client features, before obfuscation
-            z_sent = defense.transform_features(z, training=True)   # noise, dropout ... (chained)
-            logits = model.head(z_sent)
-            loss = CE(logits, y) + sum(defense.extra_loss(step) for defense in defenses)
+            z_sent = defended(x)      # first step of an epoch: on_epoch_start(ctx) (e.g. CEM's
+                                      #   mixture estimate, Alg. 1 l. 4-5); then z = encoder(x) and
+                                      #   z_sent = chain of transform_features(z, training=True)
+            loss = task_loss(head(z_sent), y) + defended.loss(y)   # Σ extra_loss(step)
             loss.backward(); optimizer.step()
-            defense.after_step(step)                     # e.g. ARL: update the proxy decoder
+            defended.step()           # after_step(step) (e.g. ARL: update the proxy decoder)
+        defended.epoch_end()          # on_epoch_end(ctx) (e.g. CEM: refit on the epoch's features)
 
 Several defenses compose: features pass through every ``transform_features`` in list order and
 the extra losses add up.  Every defense has a *strength* (σ, λ, p ...) and the off-switch
 property: at strength 0 training is bit-identical to training without the defense under the same
-seed (tested for each defense), which means a defense at strength 0 must not even draw random
-numbers from the shared generators.
+seed (tested for each defense, through :func:`~empirics.defenses.defend` in a plain loop and
+through :func:`~empirics.training.train`), which means a defense at strength 0 must not even draw
+random numbers from the shared generators.
 
 Defenses are looked up by name with :func:`get_defense` / created with :func:`make_defense`.
 """
@@ -42,7 +45,7 @@ class Step:
     z: Any  # encoder output before any defense transform, (N, ...)
     z_sent: Any  # features after every transform_features: what the server (and attacker) sees
     logits: Any
-    model: Any  # the SplitModel
+    model: Any  # the DefendedEncoder (encoder, head, defenses, optimizer, encode)
     epoch: int
     step: int
     generator: Any = None  # torch.Generator of the loop (defenses draw randomness only from here)
@@ -50,10 +53,12 @@ class Step:
 
 @dataclass
 class EpochContext:
-    """What ``on_epoch_start`` receives: enough to run the encoder over the training data."""
+    """What ``on_epoch_start`` / ``on_epoch_end`` receive: enough to run the encoder over the
+    training data.  ``data`` is ``None`` when the loop did not say what it trains on (then a
+    defense that needs the training set works from the features of the epoch's steps)."""
 
-    model: Any
-    data: Any  # the training Dataset/tensors the loop iterates over
+    model: Any  # the DefendedEncoder
+    data: Any  # the training Dataset/DataLoader/(x, y) tensors the loop iterates over, or None
     epoch: int
     device: Any
     generator: Any = None
@@ -64,6 +69,8 @@ class Defense:
     """Base class: every hook is a no-op, so a subclass overrides only what it needs."""
 
     name: ClassVar[str] = "none"
+    #: whether :meth:`extra_loss` uses the labels (``defended.loss(y)`` then requires ``y``)
+    needs_labels: ClassVar[bool] = False
 
     @property
     def strength(self) -> float:
@@ -71,7 +78,14 @@ class Defense:
         return 0.0
 
     def attach(self, model, optimizer, *, data=None):
-        """Wrap/modify ``model`` and ``optimizer`` before training; return the pair to train."""
+        """Prepare for training, once, before the first step; return ``(model, optimizer)``.
+
+        ``model`` is the :class:`~empirics.defenses.defended.DefendedEncoder` (``encoder``,
+        ``head`` — possibly ``None`` —, ``defenses``, ``encode``); ``optimizer`` the user's (or
+        ``None``).  A defense may freeze parameters (``tl_freeze``), remember the optimizer to
+        read its learning rate (CEM ``objective="code"``) or the composed defenses (CEM's Σp), or
+        return another optimizer, which the defended encoder then holds.
+        """
         return model, optimizer
 
     def transform_features(self, z, *, training: bool, generator=None):
@@ -83,7 +97,10 @@ class Defense:
         return z
 
     def on_epoch_start(self, ctx: EpochContext) -> None:
-        """Per-epoch work before the first batch (e.g. CEM's mixture estimate)."""
+        """Per-epoch work before the first batch's encoder pass (e.g. CEM's mixture estimate)."""
+
+    def on_epoch_end(self, ctx: EpochContext) -> None:
+        """Per-epoch work after the last step (e.g. CEM's refit on the features of the epoch)."""
 
     def extra_loss(self, step: Step):
         """A term added to the task loss, or ``None``."""

@@ -19,6 +19,10 @@ Algorithm 1 maximizes this bound during training:
   the noise actually added by the composed ``noise`` defense;
 * line 15 — minimise L_D + λ·L_C (Eq. 8), L_D being the loss of the defense CEM is plugged into.
 
+In your own loop: ``defended = defend(encoder=..., defenses=["noise:sigma=0.025", "cem:lam=16"],
+optimizer=..., data=train_set)`` and ``loss = task_loss + defended.loss(y)``
+(:mod:`empirics.defenses.defended`); Σp is the noise of the defenses composed in that call.
+
 ``objective="paper"`` (default) implements Eq. 5–8.  It departs from Algorithm 1 in three ways
 (each a departure, not a reading of the text):
 
@@ -65,9 +69,10 @@ log-determinant (:func:`code_objective`, :func:`fit_class_kmeans`):
   its ``run_exp.sh`` with ``vgg11_bn_sgm``; 15 otherwise), at most ``kmeans_iters`` = 50 Lloyd
   iterations, warm-started from the previous fit.  The released code refits at the *end* of each
   epoch, on a fresh eval-mode pass of the encoder, for use in the next epoch; there is no CEM
-  loss in epoch 1.  We refit in the next epoch's ``on_epoch_start`` (the hook the loop offers):
-  with ``feature_source="recompute"`` that pass sees the encoder exactly as the previous epoch
-  left it; the first ``on_epoch_start`` fits nothing and epoch 1 has no CEM loss.
+  loss in epoch 1.  With ``feature_source="recompute"`` and a training set we refit at the next
+  epoch's first step (``on_epoch_start``), whose pass sees the encoder exactly as the previous
+  epoch left it; when the features are cached we refit at the epoch's end (``on_epoch_end``).
+  The first ``on_epoch_start`` fits nothing and epoch 1 has no CEM loss.
 * *Epoch statistics per cluster j of class c*: weight wⱼ = nⱼ/N_c (cluster size over class size
   in the epoch pass) and variance Vⱼ = mean over the cluster's points and dimensions of
   (ẑ − μⱼ)².
@@ -110,6 +115,7 @@ from typing import Any
 
 import torch
 
+from ._util import data_len as _data_len, iter_batches
 from .base import Defense, EpochContext, Step, register
 
 __all__ = ["cem_objective", "GaussianMixtureFit", "fit_class_mixture", "CEM", "noise_variance_of",
@@ -687,7 +693,10 @@ class CEM(Defense):
         ``'recompute'`` (default, Alg. 1 line 4): a no-grad pass of the encoder (eval mode) over
         the training set at every epoch start.  ``'cached'``: from the second epoch on, reuse the
         encoder outputs computed during the previous epoch's training steps (each from the
-        encoder as it was at that step) — saves the extra pass, departs from line 4.
+        encoder as it was at that step; refit at the epoch's end) — saves the extra pass,
+        departs from line 4.  When the loop gives no training set (``defend`` without
+        ``data``) the features are always cached: the first epoch needs an estimate made by
+        :meth:`estimate` (``objective="paper"``; ``"code"`` has no loss in epoch 1 anyway).
     clusters_per_class : int
         ``objective="code"``: k-means clusters per class (default 5, the released value for the
         "sgm" architectures its ``run_exp.sh`` runs; 15 for its other architectures).
@@ -706,6 +715,7 @@ class CEM(Defense):
     """
 
     name = "cem"
+    needs_labels = True
 
     def __init__(self, lam: float = 16.0, *, k_per_class: int = 3, covariance: str = "full",
                  objective: str = "paper", method: str = "lowrank", em_iters: int = 1,
@@ -752,7 +762,10 @@ class CEM(Defense):
         self.steps = 0  # training steps seen by extra_loss (epoch 1 of the code recipe: no fit yet)
         self._optimizer = None
         self.feature_source = feature_source
-        self._cache: list = []
+        self._cache: list = []  # (features, labels) of the epoch's steps, when caching
+        self._fresh = False  # the estimate was made after the last epoch's steps: keep it at the next start
+        self._no_data = False  # the loop gave no training set: estimates come from the cached features
+        self._loaded: dict = {}  # N and dtype of a loaded estimate (to rebuild its running state)
         self.lam = lam
         self.k_per_class = k_per_class
         self.covariance = covariance
@@ -818,51 +831,97 @@ class CEM(Defense):
     # -- Alg. 1 line 4-5 --------------------------------------------------------------------
     @torch.no_grad()
     def _features(self, ctx: EpochContext):
+        """Noise-free features of the whole training set, encoder in eval mode (Alg. 1 line 4)."""
         model = ctx.model
-        xs, ys = _tensors_of(ctx.data)
         was = model.training
         model.eval()
         try:
-            zs = []
-            for i in range(0, xs.shape[0], self.feature_batch):
-                zs.append(_flat(model.encode(xs[i:i + self.feature_batch].to(ctx.device))).float())
+            zs, ys = [], []
+            for x, y in iter_batches(ctx.data, self.feature_batch):
+                zs.append(_flat(model.encode(x.to(ctx.device))).float())
+                ys.append(torch.as_tensor(y).to(ctx.device))
         finally:
             model.train(was)
-        return torch.cat(zs), ys.to(ctx.device)
+        return torch.cat(zs), torch.cat(ys)
+
+    def _caching(self) -> bool:
+        """Whether the steps keep their features: ``feature_source='cached'``, or no training set
+        known (then the epoch's features are the only source of the next estimate)."""
+        return self.feature_source == "cached" or self._no_data
+
+    def _take_cache(self, n=None):
+        """The cached (features, labels) of the epoch — all of them when ``n`` is None, else only
+        if they cover exactly ``n`` examples — and empty the cache; ``None`` if not usable."""
+        cache, self._cache = self._cache, []
+        if not cache or (n is not None and sum(t[0].shape[0] for t in cache) != n):
+            return None
+        return torch.cat([t[0] for t in cache]).float(), torch.cat([t[1] for t in cache])
 
     def on_epoch_start(self, ctx: EpochContext) -> None:
+        """Make the estimate this epoch's steps use: kept if :meth:`on_epoch_end` (or
+        :meth:`estimate`) just made it; else from the previous epoch's cached features
+        (``feature_source='cached'``, or no training set known) or an encoder pass over the
+        training set (Alg. 1 line 4).  Without a training set and before any features were
+        cached there is nothing to fit (the first loss then says so)."""
         if self.lam == 0:
             return
         if self._model is None:
             self._model = ctx.model
+        self._no_data = ctx.data is None
         if self.objective == "code" and self.kmeans is None and self.steps == 0:
-            # released recipe: no CEM loss in epoch 1; the first k-means runs after it (here: at
-            # the start of epoch 2, on the encoder as epoch 1 left it)
+            # released recipe: no CEM loss in epoch 1; the first k-means runs after it, on the
+            # encoder as epoch 1 left it (at its end from the cached features, or here at the
+            # start of epoch 2 from a pass over the training set)
             self._state["code_epoch1"] = True
             return
-        n = len(ctx.data) if hasattr(ctx.data, "__len__") else None
-        if self.feature_source == "cached" and self._cache and sum(t[0].shape[0] for t in self._cache) == n:
-            z = torch.cat([t[0] for t in self._cache]).float()
-            y = torch.cat([t[1] for t in self._cache])
-        else:
-            z, y = self._features(ctx)
-        self._cache = []
-        self.estimate(z, y)
+        if self._fresh:
+            self._fresh = False
+            self._restore_running()
+            return
+        n = None if self._no_data else _data_len(ctx.data)
+        got = self._take_cache(n) if self._caching() else None
+        if got is None:
+            self._cache = []
+            if self._no_data:
+                return
+            got = self._features(ctx)
+        self._estimate(*got)
+
+    def on_epoch_end(self, ctx: EpochContext) -> None:
+        """Refit on the features the epoch's steps computed, when they are cached (the encoder as
+        each step saw it; ``feature_source='cached'`` or no training set): the next epoch uses
+        this fit.  With ``feature_source='recompute'`` and a training set nothing happens here:
+        the pass runs at the next epoch's first step (same encoder; a last epoch costs no pass)."""
+        if self.lam == 0:
+            return
+        self._no_data = ctx.data is None
+        if not self._caching():
+            return
+        got = self._take_cache(None if self._no_data else _data_len(ctx.data))
+        if got is not None:
+            self._estimate(*got)
+            self._fresh = True
 
     def estimate(self, z: torch.Tensor, y: torch.Tensor) -> None:
-        """Per-epoch mixture estimate (Alg. 1 line 5) from features ``z (N, d)`` and labels."""
+        """Per-epoch mixture estimate (Alg. 1 line 5) from features ``z (N, d)`` and labels; the
+        next epoch start keeps it (it does not refit)."""
+        self._estimate(z, y)
+        self._fresh = True
+
+    def _estimate(self, z: torch.Tensor, y: torch.Tensor) -> None:
         z = _flat(z)
         N, d = z.shape
         nc = self.num_classes or int(y.max()) + 1
         self.num_classes = nc
         sd = self.noise_var(d, z.device, z.dtype).sqrt()
         self._state["noise_sd"] = sd
+        self._state["N"] = N
+        self._state["dtype"] = z.dtype
         zt = z / sd  # whitened: |Σ+Σp|/|Σp| = |Σ̃ + I|
         if self.objective == "code":  # raw coordinates, scalar σ² (released recipe)
             self._state["sigma2"] = float((sd.double() ** 2).mean())
             self.kmeans = fit_class_kmeans(z, y, num_classes=nc, clusters_per_class=self.clusters_per_class,
                                            n_iter=self.kmeans_iters, warm_start=self.kmeans)
-            self._state["N"] = N
             return
         warm = self.fit if (self.warm_start and self.fit is not None and self.fit.covs is not None) else None
         fit = fit_class_mixture(zt.double(), y, num_classes=nc, k_per_class=self.k_per_class,
@@ -870,8 +929,25 @@ class CEM(Defense):
                                 n_iter=self.em_iters if warm is not None else self.em_iters_cold,
                                 warm_start=warm)
         self.fit = fit
-        self._state["N"] = N
         self._reset_running(fit, z.dtype)
+
+    def _restore_running(self):
+        """After :meth:`load_state_dict` of an estimate made at an epoch's end: rebuild the running
+        estimate (and Σp) exactly as the refit left them (nothing changed them since)."""
+        st = self._state
+        if "noise_sd" in st or (self.fit is None and self.kmeans is None) or self._loaded.get("N") is None:
+            return
+        d = self.fit.means.shape[1] if self.fit is not None else self.kmeans.centroids.shape[2]
+        dev = (self.fit.means if self.fit is not None else self.kmeans.centroids).device
+        dtype = getattr(torch, self._loaded.get("dtype", "float32"))
+        sd = self.noise_var(d, dev, dtype).sqrt()
+        st["noise_sd"] = sd
+        st["N"] = int(self._loaded["N"])
+        st["dtype"] = dtype
+        if self.objective == "code":
+            st["sigma2"] = float((sd.double() ** 2).mean())
+        else:
+            self._reset_running(self.fit, dtype)
 
     def _reset_running(self, fit, dtype):
         st = self._state
@@ -900,16 +976,23 @@ class CEM(Defense):
     def extra_loss(self, step: Step):
         if self.lam == 0:
             return None
+        if step.y is None:
+            raise ValueError("cem: needs the labels of the batch (its mixture is per class): pass them, "
+                             "defended.loss(y)")
         if self.objective == "code" and self.kmeans is None and self._state.get("code_epoch1"):
             # epoch 1 of the released recipe: no clusters yet, no CEM loss
-            if self.feature_source == "cached":
+            if self._caching():
                 self._cache.append((_flat(step.z).detach(), step.y.detach()))
             self.steps += 1
             return None
         if (self.kmeans if self.objective == "code" else self.fit) is None:
-            raise ValueError("cem: no mixture estimate yet (on_epoch_start was not called by the training loop)")
+            raise ValueError("cem: no mixture estimate yet: Alg. 1 fits it on the features of the training set "
+                             "before the first step — pass data=<your training set> (tensors (x, y), a Dataset or "
+                             "a DataLoader) to defend(), or fit one with cem.estimate(z, y)")
+        if "noise_sd" not in self._state:
+            self._restore_running()
         lam = self.lam
-        if self.feature_source == "cached":
+        if self._caching():
             self._cache.append((_flat(step.z).detach(), step.y.detach()))
         self.steps += 1
         if self.objective == "code":
@@ -1052,10 +1135,13 @@ class CEM(Defense):
 
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict:
+        st = self._state
         return {"fit": None if self.fit is None else {k: getattr(self.fit, k) for k in
                                                          ("weights", "means", "covs", "labels")},
                 "kmeans": None if self.kmeans is None else self.kmeans.to_state(), "steps": int(self.steps),
-                "num_classes": self.num_classes, "history": list(self.history)}
+                "num_classes": self.num_classes, "history": list(self.history), "fresh": bool(self._fresh),
+                "N": st.get("N"), "dtype": str(st["dtype"]).replace("torch.", "") if "dtype" in st else None,
+                "code_epoch1": bool(st.get("code_epoch1", False))}
 
     def load_state_dict(self, state: dict) -> None:
         f = state.get("fit")
@@ -1065,22 +1151,8 @@ class CEM(Defense):
         self.num_classes = state.get("num_classes")
         self.history = [float(v) for v in state.get("history", [])]
         self.steps = int(state.get("steps", len(self.history)))
-
-
-def _tensors_of(data):
-    """(inputs, labels) tensors of a training set given as a pair, a TensorDataset or an object
-    with ``x``/``y`` (or ``X``/``y``) attributes."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        return data[0], data[1]
-    tensors = getattr(data, "tensors", None)
-    if tensors is not None and len(tensors) >= 2:
-        return tensors[0], tensors[1]
-    for xa, ya in (("x", "y"), ("X", "y"), ("inputs", "targets"), ("data", "targets")):
-        if hasattr(data, xa) and hasattr(data, ya):
-            x, y = getattr(data, xa), getattr(data, ya)
-            return torch.as_tensor(x), torch.as_tensor(y)
-    try:
-        xs, ys = zip(*[data[i] for i in range(len(data))])
-        return torch.stack([torch.as_tensor(v) for v in xs]), torch.as_tensor(ys)
-    except Exception:
-        raise ValueError(f"data: cannot read (inputs, labels) from a {type(data).__name__}") from None
+        # an estimate made at an epoch's end is used as is by the next epoch (running state rebuilt)
+        self._fresh = bool(state.get("fresh", False)) and state.get("N") is not None
+        self._state = {"code_epoch1": True} if state.get("code_epoch1") else {}
+        self._loaded = {"N": state.get("N"), "dtype": state.get("dtype") or "float32"}
+        self._cache = []

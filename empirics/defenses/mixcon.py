@@ -73,6 +73,7 @@ class UniCon(Defense):
     """Within-class pairwise-distance penalty ``lam · L_unicon`` (MixCon appendix §D.1)."""
 
     name = "unicon"
+    needs_labels = True
 
     def __init__(self, lam: float = 1.0):
         self.lam = check_strength(lam, "lam")

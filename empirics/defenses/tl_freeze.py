@@ -4,10 +4,12 @@ CVPR 2024, §3: T = C ∘ E, Stage 1 pre-training on D_pretrain, Stage 2 fine-tu
 D_priv).
 
 As a plug-in, ``attach`` runs Stage 1 — ``pretrain_epochs`` epochs of Adam on the public data
-with the model's own head (public labels must lie in ``[0, num_classes)``; the seed paper's public
-and private splits share no class, and only the frozen encoder layers carry over) — and then sets
-``requires_grad = False`` on the parameters of the first ``freeze`` parametrised modules of the
-encoder and puts their batch-norm layers in eval mode; the training loop is Stage 2.  Strength is
+with the model's own head (``defend(head=...)``; public labels must lie in ``[0, num_classes)``;
+the seed paper's public and private splits share no class, and only the frozen encoder layers
+carry over) — and then sets ``requires_grad = False`` on the parameters of the first ``freeze``
+parametrised modules of the encoder and keeps their batch-norm layers in eval mode (a forward
+pre-hook, so whatever ``train()`` the loop calls, they use and keep their running statistics);
+the training loop is Stage 2.  Strength is
 ``freeze`` (number of frozen layers): 0 leaves the model and optimizer untouched.  Without public
 data the frozen layers keep their random initialisation (a warning says so).
 """
@@ -28,6 +30,10 @@ def _param_modules(encoder: nn.Module) -> list[nn.Module]:
     return [m for m in encoder.modules() if any(True for _ in m.parameters(recurse=False))]
 
 
+def _stay_eval(module, args):
+    """Forward pre-hook of a frozen batch-norm layer: always in eval mode."""
+    if module.training:
+        module.train(False)
 
 
 @register
@@ -70,10 +76,12 @@ class TLFreeze(Defense):
 
     def _pretrain(self, model):
         x, y = self.public_data
-        dev = next(model.parameters()).device
-        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
+        params = list(model.encoder.parameters()) + list(model.head.parameters())
+        dev = params[0].device
+        opt = torch.optim.Adam(params, lr=self.lr)
         g = torch.Generator().manual_seed(self.seed)
         model.train()
+        model.head.train()
         for _ in range(self.pretrain_epochs):
             perm = torch.randperm(x.shape[0], generator=g)
             for i in range(0, x.shape[0], self.batch_size):
@@ -83,7 +91,7 @@ class TLFreeze(Defense):
                 loss = nn.functional.cross_entropy(model.head(model.encode(xb)), yb)
                 loss.backward()
                 opt.step()
-        for p in model.parameters():
+        for p in params:
             p.grad = None
 
     def attach(self, model, optimizer, *, data=None):
@@ -92,6 +100,8 @@ class TLFreeze(Defense):
         mods = _param_modules(model.encoder)
         if self.freeze > len(mods):
             raise ValueError(f"freeze: the encoder has {len(mods)} parametrised layers, got freeze={self.freeze}")
+        if self.public_data is not None and getattr(model, "head", None) is None:
+            raise ValueError("tl_freeze: pre-training on public_data needs the server head: pass head= to defend()")
         if self.public_data is None:
             warnings.warn("tl_freeze: no public_data given; the frozen layers keep their random "
                           "initialisation (no Stage 1 pre-training)", stacklevel=2)
@@ -101,19 +111,7 @@ class TLFreeze(Defense):
         for m in self.frozen:
             for p in m.parameters(recurse=False):
                 p.requires_grad_(False)
-        return model, optimizer
-
-    def _bn_eval(self):
-        for m in self.frozen:
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.register_forward_pre_hook(_stay_eval)
                 m.eval()
-
-    def on_epoch_start(self, ctx) -> None:
-        if self.freeze:
-            self._bn_eval()
-
-    def extra_loss(self, step):
-        # model.train() by the loop would switch frozen BN layers back; keep them in eval.
-        if self.freeze:
-            self._bn_eval()
-        return None
+        return model, optimizer

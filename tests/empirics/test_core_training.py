@@ -197,3 +197,24 @@ def test_bad_input_raises_before_training(case, match):
     kw.setdefault("epochs", 1)
     with pytest.raises(ValueError, match=match):
         train(m, data, device="cpu", progress=False, **kw)
+
+
+@pytest.mark.parametrize("specs", [
+    ["dropout:p=0.2", "arl:alpha=0.5"],  # ARL's proxy decoder and its Adam moments resume
+    ["noise:sigma=0.1", "cem:lam=1,k_per_class=2,feature_source=cached"],  # CEM's end-of-epoch estimate
+])
+def test_checkpoint_resume_identical_with_stateful_defenses(tmp_path, specs):
+    data = _blobs()
+
+    def run(epochs, ck=None):
+        m = make_model("synthetic", num_classes=3, input_shape=(6,), bottleneck=4)
+        res = train(m, data, epochs=epochs, batch_size=32, device="cpu", progress=False, checkpoint=ck,
+                    defenses=specs)
+        return m, res
+
+    full, _ = run(4)
+    ck = tmp_path / "ck.pt"
+    run(2, ck)
+    resumed, res = run(4, ck)
+    assert res.resumed_from_epoch == 2
+    assert _equal(_weights(full), _weights(resumed))

@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 
 import theory.bounds as tb
 import theory.strategies as ts
-from empirics.defenses import CEM, cem_objective, fit_class_mixture, make_defense
+from empirics.defenses import CEM, cem_objective, defend, fit_class_mixture, make_defense
 
 
 def _random_mixture(rng, k, d, diag_noise=False):
@@ -111,12 +111,9 @@ def _features(seed, n=240, d=12, classes=3):
 
 
 def _cem(method, covariance="full", sigma=0.5, **kw):
-    from empirics.defenses import GaussianNoise
-
-    class _M:  # the composed noise defense is found on model.defenses
-        defenses = [GaussianNoise(sigma)]
+    """A CEM composed with noise σ through the public entry point (Σp = σ²I comes from it)."""
     c = CEM(lam=1.0, k_per_class=2, covariance=covariance, method=method, **kw)
-    c._model = _M()
+    defend(encoder=torch.nn.Identity(), defenses=[f"noise:sigma={sigma}", c])
     return c
 
 
@@ -274,10 +271,7 @@ def test_collapsed_features_are_regularised():
 def test_missing_noise_warns_and_uses_floor():
     z, y = _features(8)
     c = CEM(lam=1.0, k_per_class=2, min_noise_var=0.01)
-
-    class _M:
-        defenses = []
-    c._model = _M()
+    defend(encoder=torch.nn.Identity(), defenses=[c])
     with pytest.warns(UserWarning, match="noise"):
         c.estimate(z, y)
     assert torch.allclose(c._state["noise_sd"], torch.full((12,), 0.1, dtype=torch.float64))

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from empirics.defenses import CEM, GaussianNoise, make_defense
+from empirics.defenses import CEM, GaussianNoise, defend, make_defense
 from empirics.defenses.base import EpochContext, Step
 from empirics.defenses.cem import KMeansFit, code_lambda, code_objective, fit_class_kmeans
 
@@ -197,9 +197,10 @@ def test_kmeans_small_class_keeps_previous_fit_or_raises():
 # ----------------------------------------------------------------------------- the defense
 
 
-class _Noisy:  # the composed noise defense, found on model.defenses
-    def __init__(self, sigma):
-        self.defenses = [GaussianNoise(sigma)]
+def _compose(cem, sigma, optimizer=None):
+    """Attach ``cem`` composed with noise σ (and the optimizer) through the public entry point."""
+    defend(encoder=torch.nn.Identity(), defenses=[GaussianNoise(sigma), cem], optimizer=optimizer)
+    return cem
 
 
 def _features(seed, n=240, d=12, classes=3):
@@ -227,7 +228,7 @@ def test_scale_is_lambda_times_0001_over_current_lr(lr, factor):
     c = CEM(lam=16.0, objective="code", clusters_per_class=3, var_threshold=0.125)
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.05)
-    c.attach(_Noisy(0.5), opt)
+    _compose(c, 0.5, opt)
     c.estimate(z, y)
     opt.param_groups[0]["lr"] = lr  # what lr_scheduler.step() does
     L = float(c.code_loss(z[:40], y[:40]))
@@ -249,7 +250,7 @@ def test_defense_uses_raw_features_and_noise_variance():
     σ² = the composed noise's variance and its own k-means (not whitened by the noise)."""
     z, y = _features(1)
     c = CEM(lam=1.0, objective="code", clusters_per_class=3, var_threshold=0.125)
-    c._model = _Noisy(0.5)
+    _compose(c, 0.5)
     c.estimate(z, y)
     ref = fit_class_kmeans(z, y, num_classes=3, clusters_per_class=3)
     assert torch.equal(c.kmeans.centroids, ref.centroids)
@@ -339,7 +340,7 @@ def test_code_and_paper_objectives_are_different_functions(s0):
     paper = CEM(lam=1.0, k_per_class=2, method="dense")
     code = CEM(lam=1.0, objective="code", clusters_per_class=2, var_threshold=0.125)
     for c in (paper, code):
-        c._model = _Noisy(1.0)
+        _compose(c, 1.0)
         c.estimate(z, y)
     zb, yb = z[:60], y[:60]
     s = torch.tensor(0.0, dtype=F64, requires_grad=True)
