@@ -8,7 +8,9 @@ Split by job (each module < 300 lines, no function over ~80):
 * :mod:`.entropy_mse` — Fig. 3 analogue (H(x|z) by Thm 2 against the decoder MSE, slope vs 2/d);
 * :mod:`.defense_table` — Table 1 analogue (each defense with and without CEM over seeds, tested verdicts);
 * :mod:`.synthetic` — bounds beside the exact MMSE on a known mixture with a linear encoder;
-* :mod:`.defense_check` — a user's encoder checked against every bound.
+* :mod:`.defense_check` — a user's encoder checked against every bound (its parts: :mod:`.affine`
+  the exact affine map and the deployed departure, :mod:`.check_encoder`, :mod:`.check_deploy`,
+  :mod:`.check_analysis`, :mod:`.check_bounds`, :mod:`.check_verdict`, :mod:`.check_config`).
 
 Measurements live in :mod:`empirics.measure`, statistics in :mod:`empirics.checks`, the user-code
 loader in :mod:`empirics.usercode`, configurations in :mod:`empirics.runs`, the store in
@@ -23,7 +25,9 @@ _LAZY = {
     "fit_log_linear": "..checks", "spearman": "..checks",
     "conditional_entropy": "..measure", "fisher_information": "..measure",
     "load_dataset": "..registry", "load_factory": "..usercode",
-    "check_defense": ".defense_check", "affine_encoder_map": ".defense_check",
+    "check_defense": ".defense_check", "check_defense_record": ".defense_check", "run_check": ".defense_check",
+    "exact_affine_map": ".affine", "deployed_departure": ".affine",
+    "CheckDefenseConfig": ".check_config", "CheckDefenseResult": ".check_config",
     "RunContext": ".common", "attack_model": ".common", "build_model": ".common", "train_model": ".common",
     "BASELINES": ".defense_table", "defense_table_cells": ".defense_table",
     "summarise_defense_table": ".defense_table",
@@ -35,7 +39,7 @@ _LAZY = {
 }
 
 #: modules whose import registers a runner (``execute`` imports them all)
-RUNNER_MODULES = (".train_attack", ".dataset_attack", ".entropy_mse", ".synthetic")
+RUNNER_MODULES = (".train_attack", ".dataset_attack", ".entropy_mse", ".synthetic", ".defense_check")
 
 __all__ = sorted(_LAZY)
 

@@ -1,246 +1,274 @@
-"""check-defense: a user's encoder trained with a server head, attacked, and bounded.
+"""check-defense: a user's encoder, as deployed, attacked and held to every bound, with a tested verdict.
 
-Its Thm 1+2 bounds are certificates (``rigorous``) only on ``synthetic-mixture`` with an encoder
-that is affine by construction (:func:`affine_encoder_map`); everywhere else they are estimates.
+Steps (:func:`check_defense`; the command line ``invlimits check-defense`` is a thin adapter):
+
+1. **The encoder.**  ``MODULE:FUNCTION`` (imported — this runs the user's code), a zero-argument
+   callable, or an ``nn.Module`` instance; its output is validated (:mod:`.check_encoder`);
+   ``weights=`` loads a state_dict into it.  A factory's encoder is trained with a small server
+   head under the Gaussian feature noise σ (``noise``); a module instance, ``--weights`` or an
+   encoder without trainable parameters is checked *as given* (``encoder_trained: false``), and a
+   head is trained only for the accuracy figure (or not at all: ``head=False``).
+2. **Attacks** reconstruct held-out inputs from one draw of the deployed observations (every
+   attack sees the same observations, so comparisons can be paired): a decoder trained on the
+   training split, the white-box optimization attack, and — whenever the channel's posterior is
+   known — ``bayes``, the exact posterior mean (:func:`.check_bounds.bayes_attack`).
+3. **Bounds** (:mod:`.check_bounds`): certificates when the encoder is affine by construction and
+   the prior is a known Gaussian mixture (``synthetic-mixture`` or ``dataset=`` a
+   :class:`theory.GaussianMixture`), estimates otherwise — each with ``rigorous`` and its
+   assumptions; "no finite bound" with the reason where the theory says nothing.
+4. **Verdict** (:mod:`.check_verdict`): every attack against every finite bound as a one-sided
+   test at family-wise level 0.1 %; only a significant violation of a rigorous bound is a bug.
+
+Warnings: a stochastic encoder (two eval-mode passes differ — Theorem 2 assumes ẑ = f(x)
+deterministic; ``encoder_noise=`` declares internal Gaussian noise as channel noise), accuracy near
+chance (binomial test, :func:`empirics.runs.near_chance`), a failed attack.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
-from ..measure import conditional_entropy, encode_all, fisher_information, mutual_information_upper_bounds_whitened, \
-    noise_variance
-from ..registry import load_dataset
-from ..report import write_json_atomic
+import theory
+
+from ..runs import AttackSpec, chance_level
 from ..usercode import load_factory
-from .common import RunContext, attack_model
+from .check_config import CHECK_ATTACKS, PRIOR_DATASET, CheckDefenseConfig, CheckDefenseResult, file_hash
+from .check_deploy import deploy, noise_warnings, observe, run_attacks
+from .check_encoder import build_encoder, load_weights, module_hash, spec_hash, validate_output
+from .check_verdict import comparisons, verdict
+from .common import RunContext
+from .runner import Outcome, runner
 
-__all__ = ["check_defense", "affine_encoder_map"]
+__all__ = ["check_defense", "check_defense_record", "check_defense_config", "run_check", "Subject"]
 
-_encode_all = encode_all
-
-
-#: module types that are affine maps in eval mode (exact types: a subclass may override forward)
-_AFFINE_TYPES = (nn.Linear, nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Conv1d, nn.Conv2d,
-                 nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.AvgPool1d, nn.AvgPool2d,
-                 nn.BatchNorm1d, nn.BatchNorm2d, nn.Sequential)
-
-
-def _affine_by_construction(module: nn.Module) -> bool:
-    for m in module.modules():
-        if type(m) not in _AFFINE_TYPES:
-            return False
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and not m.track_running_stats:
-            return False  # batch statistics in eval mode: not a fixed map
-    return True
+#: inputs the encoder's output is validated on; two passes over them measure internal noise (256
+#: inputs × the features give a relative s.e. of the noise s.d. of at most ~4 %)
+VALIDATION_INPUTS = 256
 
 
-def affine_encoder_map(model, x, *, rtol: float = 1e-4):
-    """``(A, c)`` with ``encode(x) = A·vec(x) + c`` when the (eval-mode) encoder is affine, else None.
+@dataclass
+class Subject:
+    """What is checked: the encoder module, the data (and its prior when known), their identities."""
 
-    Affine *by construction*: the encoder is a plain ``nn.Sequential`` (or a single module) built only
-    from affine layers (Linear, Conv, average pooling, eval-mode BatchNorm and Dropout, Flatten ...)
-    — so the map is affine on all of input space, not just where it was probed.  A is then read off
-    by finite differences at 0 and ``encode(x) = A x + c`` is checked on the given inputs to a relative
-    tolerance ``rtol`` (float32).  Used by :func:`check_defense`: with an affine encoder on a
-    Gaussian-mixture dataset ẑ is *exactly* a mixture, so Theorem 2 holds without a fitted mixture.
+    encoder: nn.Module
+    split: object
+    prior: object  # theory.GaussianMixture or None
+    label: str
+    encoder_hash: str
+    dataset: str
+    dataset_hash: str | None
+    weights: str | None
+    weights_hash: str | None
+    trainable: bool
+    internal_sd: float
+    given_module: bool  # an nn.Module instance (checked as given unless told to train it)
+
+
+def _gmm_hash(g) -> str:
+    h = hashlib.sha256()
+    for a in (g.weights, g.means, g.covs):
+        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _load_data(dataset, seed: int, n_train: int, n_test: int):
+    from ..data import synthetic_mixture
+    from ..registry import load_dataset, spec
+    if isinstance(dataset, theory.GaussianMixture):
+        split = synthetic_mixture(n_train, n_test, gmm=dataset, seed=seed)
+        return split, dataset, PRIOR_DATASET, _gmm_hash(dataset)
+    split = load_dataset(dataset, seed=seed)
+    return split, split.meta.get("gmm"), spec(dataset).name, None
+
+
+def prepare_subject(encoder, *, dataset, weights=None, seed: int = 0, n_train: int = 3000,
+                    n_test: int = 1000) -> Subject:
+    """Build (or take) the encoder, validate it, load ``weights``; load the data."""
+    split, prior, ds_name, ds_hash = _load_data(dataset, seed, n_train, n_test)
+    if isinstance(encoder, str):
+        obj, label, h = load_factory(encoder), encoder, spec_hash(encoder)
+    else:
+        obj, h = encoder, None
+        label = (f"<{type(encoder).__name__} instance>" if isinstance(encoder, nn.Module)
+                 else f"<factory {getattr(encoder, '__qualname__', type(encoder).__name__)}>")
+    enc = build_encoder(obj, seed=seed)
+    x0 = split.train.x[:VALIDATION_INPUTS]
+    validate_output(enc, x0, seed=seed)  # also materialises lazy layers
+    if h is None:
+        h = module_hash(enc, factory=None if isinstance(obj, nn.Module) else obj)
+    w_hash = None
+    if weights is not None:
+        load_weights(enc, weights)
+        w_hash = file_hash(weights)
+    sd = validate_output(enc, x0, seed=seed)
+    trainable = any(p.requires_grad for p in enc.parameters())
+    return Subject(enc, split, prior, label, h, ds_name, ds_hash, None if weights is None else str(weights), w_hash,
+                   trainable, sd, isinstance(obj, nn.Module))
+
+
+def _attack_specs(attacks, attack_epochs: int, opt_steps: int) -> tuple:
+    """Parse attack specs; epochs / steps not given in a spec string take ``attack_epochs`` / ``opt_steps``."""
+    out = []
+    for a in attacks:
+        if isinstance(a, AttackSpec):
+            out.append(a)
+            continue
+        name, _, rest = str(a).partition(":")
+        if name.strip() not in CHECK_ATTACKS:
+            raise ValueError(f"attacks: check-defense runs {list(CHECK_ATTACKS)} (and bayes by itself, whenever the "
+                             f"posterior is known), got {name!r}")
+        given = {p.split("=")[0].strip() for p in rest.split(",") if "=" in p}
+        over = {}
+        if name in ("decoder", "gan") and "epochs" not in given:
+            over["epochs"] = attack_epochs
+        if name == "optimization" and "steps" not in given:
+            over["steps"] = opt_steps
+        out.append(AttackSpec.parse(a, **over))
+    return tuple(out)
+
+
+def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_encoder=None, head=True, epochs=15,
+                         attacks=(), fisher_samples=256, k_per_class=3, n_mc=20000, n_train=3000, n_test=1000,
+                         seed=0) -> CheckDefenseConfig:
+    """The configuration (identity) of checking ``subject`` with these settings."""
+    if train_encoder is None:  # a factory trains; a module instance or loaded weights are checked as given
+        train_encoder = subject.weights is None and not subject.given_module
+    train_encoder = bool(train_encoder) and subject.trainable
+    if not head and train_encoder:
+        raise ValueError("head: training the encoder needs a head; use head=True, or check the encoder as given "
+                         "(--weights, a module instance, or train_encoder=False)")
+    return CheckDefenseConfig(
+        encoder=subject.label, encoder_hash=subject.encoder_hash, weights=subject.weights,
+        weights_hash=subject.weights_hash, dataset=subject.dataset, dataset_hash=subject.dataset_hash, noise=noise,
+        encoder_noise=encoder_noise, train_encoder=train_encoder, head=bool(head), epochs=epochs, attacks=attacks,
+        fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, n_train=n_train, n_test=n_test, seed=seed)
+
+
+# ----------------------------------------------------------------------------- the run
+
+def run_check(subject: Subject, cfg: CheckDefenseConfig, ctx: RunContext) -> CheckDefenseResult:
+    """Deploy, attack, bound and judge ``subject`` under ``cfg`` (the runner of kind "check-defense")."""
+    from .check_analysis import analyse
+    warnings: list[str] = []
+    flags = [p.requires_grad for p in subject.encoder.parameters()]
+    try:
+        enc_noise = noise_warnings(subject, cfg, warnings)
+        model, acc, dev = deploy(subject, cfg, ctx, warnings)
+        obs = observe(model, subject.split.test.x, seed=cfg.seed, dev=dev)
+        runs = run_attacks(model, subject.split, cfg, ctx, obs, dev, warnings)
+        an = analyse(model, subject, cfg, obs, dev, enc_noise)
+    finally:  # a module the user passed keeps its own requires_grad flags
+        for p, f in zip(subject.encoder.parameters(), flags):
+            p.requires_grad_(f)
+    runs = runs + an.attacks
+    warnings += an.warnings
+    rows = comparisons(runs, an.bounds)
+    headline, bug = verdict(rows, an.bounds, runs, warnings, no_certificate=an.why_not)
+    test = subject.split.test
+    return CheckDefenseResult(
+        dataset=subject.dataset, noise=cfg.noise, encoder_noise=cfg.encoder_noise, encoder_trained=cfg.train_encoder,
+        head_trained=acc is not None, accuracy=acc, chance=chance_level(test.y.numpy()), n_test=len(test),
+        attacks=[r.row() for r in runs], bounds={k: b.to_dict() for k, b in an.bounds.items()}, comparisons=rows,
+        warnings=warnings, verdict=headline, bug=bug, certifiable_mse=an.certifiable, affine=an.affine,
+        conditional_entropy=an.conditional_entropy, dfil=an.dfil)
+
+
+@runner("check-defense")
+def _run_config(cfg: CheckDefenseConfig, ctx: RunContext) -> Outcome:
+    if cfg.dataset == PRIOR_DATASET or cfg.encoder.startswith("<"):
+        raise ValueError("config: this check-defense configuration names a library object (a module, a callable or "
+                         "a Gaussian-mixture prior); run it with empirics.experiments.check_defense")
+    subject = prepare_subject(cfg.encoder, dataset=cfg.dataset, weights=cfg.weights, seed=cfg.seed)
+    if (subject.encoder_hash, subject.weights_hash) != (cfg.encoder_hash, cfg.weights_hash):
+        raise ValueError("encoder: the module file or the weights changed since this configuration was made")
+    return Outcome("ok", run_check(subject, cfg, ctx))
+
+
+def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encoder_noise: float = 0.0, weights=None,
+                         train_encoder: bool | None = None, head: bool = True, out=None, epochs: int = 15,
+                         attack_epochs: int = 20, attacks: Sequence = ("decoder", "optimization"), seed: int = 0,
+                         device="auto", k_per_class: int = 3, progress: bool = False, opt_steps: int = 200,
+                         fisher_samples: int = 256, n_mc: int = 20000, n_train: int = 3000, n_test: int = 1000,
+                         reuse: bool = True):
+    """:func:`check_defense` returning the stored :class:`empirics.runs.Record` (the CLI's entry point).
+
+    With ``out``, the record goes to ``out/records/<key>.json`` and an ``ok`` record of the same
+    configuration found there is reused (``reuse=False`` reruns).
     """
-    enc = getattr(model, "encoder", None)
-    if enc is None or not _affine_by_construction(enc):
-        return None
-    x = torch.as_tensor(x)
-    shape = tuple(x.shape[1:])
-    d = int(np.prod(shape))
-    eye = torch.cat([torch.zeros(1, d), torch.eye(d)]).reshape(d + 1, *shape).to(x.dtype)
-    f = _encode_all(model, eye)
-    c = f[0]
-    A = (f[1:] - c).T  # (k, d)
-    pred = x.reshape(len(x), d).double() @ A.T + c
-    got = _encode_all(model, x)
-    scale = float(got.abs().max()) + 1e-12
-    if float((pred - got).abs().max()) > rtol * scale:
-        return None
-    return A.numpy(), c.numpy()
+    from ..store import RecordStore, make_record
+    from .check_config import _check_sigma
+    _check_sigma(noise, "noise", positive=True)
+    _check_sigma(encoder_noise, "encoder_noise", positive=False)
+    subject = prepare_subject(encoder, dataset=dataset, weights=weights, seed=seed, n_train=n_train, n_test=n_test)
+    cfg = check_defense_config(subject, noise=noise, encoder_noise=encoder_noise, train_encoder=train_encoder,
+                               head=head, epochs=epochs, attacks=_attack_specs(attacks, attack_epochs, opt_steps),
+                               fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, n_train=n_train,
+                               n_test=n_test, seed=seed)
+    store = RecordStore(Path(out) / "records") if out is not None else None
+    if store is not None and reuse:
+        rec = store.get(cfg)
+        if rec is not None and rec.status == "ok":
+            return rec
+    ctx = RunContext(device=device, progress=progress)
+    t0 = time.perf_counter()
+    res = run_check(subject, cfg, ctx)
+    from .runner import _device_name
+    rec = make_record(cfg, "ok", result=res, seconds=time.perf_counter() - t0, device=_device_name(device))
+    if store is not None:
+        store.put(rec)
+    return rec
 
 
-def _pushforward(gmm, A, c=0.0):
-    """(weights, means, covs) of ẑ = A x + c for x ~ gmm: the mixture Σ wᵢ N(Aμᵢ + c, AΣᵢAᵀ).
-
-    Unlike ``GaussianMixture.linear_transform`` the covariances may be singular (more features than
-    inputs): Theorem 2 only needs them with the noise added.
-    """
-    covs = np.einsum("ij,kjl,ml->kim", A, np.asarray(gmm.covs), A)
-    return np.asarray(gmm.weights), np.asarray(gmm.means) @ A.T + c, 0.5 * (covs + covs.transpose(0, 2, 1))
-
-
-def _default_head(feat_shape, num_classes):
-    flat = int(np.prod(feat_shape))
-    return nn.Sequential(nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(), nn.Linear(128, num_classes))
-
-
-def check_defense(encoder, *, dataset: str = "digits", noise: float = 0.1, out=None, epochs: int = 15,
-                  attack_epochs: int = 20, attacks: Sequence[str] = ("decoder", "optimization"),
-                  seed: int = 0, device: str = "cpu", k_per_class: int = 3, progress: bool = False,
-                  opt_steps: int = 200, fisher_samples: int = 256) -> dict:
-    """Train a user's encoder with a server head, attack it and compute every bound.
+def check_defense(encoder, *, dataset="digits", noise: float = 0.1, out=None, **kw) -> dict:
+    """Check a user's encoder, as deployed, against every bound; a tested verdict.
 
     Parameters
     ----------
-    encoder : callable() -> nn.Module, nn.Module, or "MODULE:FUNCTION"
-        The client encoder (lazy layers are allowed: they are materialised with one batch).
-        A string is imported with :func:`load_factory` — this runs the user's code.
-    dataset : {'digits', 'synthetic-mixture', 'mnist1d', 'lfw'}
+    encoder : "MODULE:FUNCTION", callable() -> nn.Module, or nn.Module
+        A string is imported with :func:`empirics.usercode.load_factory` — this runs the user's
+        code.  A factory's encoder is trained with a head under the noise; an ``nn.Module``
+        instance is checked as given (``train_encoder=True`` trains it in place).  Lazy layers are
+        materialised with one batch.
+    dataset : str or theory.GaussianMixture
+        A registered dataset (``digits``, ``synthetic-mixture``, ``mnist1d``, ``lfw``) or your own
+        known prior: ``n_train + n_test`` samples are drawn from it, labels = component.
     noise : float
-        σ of the Gaussian noise added to the encoder output (Thm 2 needs σ > 0).
+        σ of the Gaussian noise on the features (Theorem 2 needs σ > 0).
+    encoder_noise : float
+        Declared s.d. of Gaussian noise *inside* a stochastic encoder, counted as channel noise.
+    weights : path, optional
+        A state_dict (``torch.load(weights_only=True)``) loaded into the encoder, which is then
+        checked without training it.
+    train_encoder : bool, optional
+        Default: train a factory's encoder, check a module instance or loaded weights as given.
+    head : bool
+        Train a head for the accuracy figure (needed when the encoder trains).
+    attacks : sequence of attack specs
+        ``decoder``, ``gan``, ``optimization`` (``"decoder:epochs=5"``); ``bayes`` is added by
+        itself whenever the channel's posterior is known.
+    out : path, optional
+        Record in ``out/records`` (reused by an identical configuration) and the result as
+        ``out/check_defense.json``.
 
     Returns
     -------
     dict
-        ``attacks`` (list of ``{name, mse, mse_stderr, psnr?, ssim?}``), ``bounds`` (name →
-        ``{value, rigorous, assumptions}``), ``certifiable_mse`` (Thms 1+2 cap), ``accuracy``,
-        ``verdict`` (a sentence).  Written to ``out/check_defense.json`` when ``out`` is given.
-        Bounds are ``rigorous`` only on ``synthetic-mixture`` with an encoder that is affine by
-        construction (:func:`affine_encoder_map`; then ẑ is exactly a mixture); everywhere else
-        they are estimates.
+        :class:`~empirics.experiments.check_config.CheckDefenseResult` fields — ``attacks``
+        (``{name, mse, mse_stderr, n, psnr?, ssim?}``), ``bounds`` (name → ``{value, stderr,
+        rigorous, finite, assumptions}``), ``comparisons`` (``{attack, bound, difference, stderr, z,
+        status, ...}``), ``warnings``, ``verdict``, ``bug``, ``encoder_trained``, ``accuracy``,
+        ``certifiable_mse``, ``affine`` ... — plus ``key``, ``config`` and ``seconds``.
     """
-    import theory.bounds as tb
-    from ..defenses import make_defense
-    from ..models import SplitModel
-    from ..training import evaluate, train
-
-    if isinstance(encoder, str):
-        encoder = load_factory(encoder)
-    try:
-        noise = float(noise)
-    except (TypeError, ValueError):
-        raise ValueError(f"noise: expected a positive number, got {noise!r}") from None
-    if not (noise > 0) or not math.isfinite(noise):
-        raise ValueError(f"noise: expected a positive finite number (Theorem 2 needs noise), got {noise!r}")
-    split = load_dataset(dataset, seed=seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if isinstance(encoder, nn.Module):
-            enc = encoder
-        elif callable(encoder):
-            try:
-                enc = encoder()
-            except Exception as exc:
-                raise ValueError(f"encoder: calling the factory failed: {type(exc).__name__}: {exc}") from None
-        else:
-            raise ValueError(f"encoder: expected a callable, nn.Module or 'MODULE:FUNCTION', got {type(encoder).__name__}")
-        if not isinstance(enc, nn.Module):
-            raise ValueError(f"encoder: the factory must return a torch.nn.Module, got {type(enc).__name__}")
-        x0 = split.train.x[:2]
-        try:
-            with torch.no_grad():
-                f0 = enc(x0)
-        except Exception as exc:
-            raise ValueError(f"encoder: forward pass on {dataset} inputs of shape {tuple(x0.shape)} failed: "
-                             f"{type(exc).__name__}: {exc}") from None
-        if not isinstance(f0, torch.Tensor):
-            raise ValueError(f"encoder: expected a tensor output, got {type(f0).__name__}")
-        head = _default_head(tuple(f0.shape[1:]), split.num_classes)
-    model = SplitModel(enc, head, input_shape=split.input_shape, unit_range=split.train.x.min() >= 0 and split.train.x.max() <= 1)
-    t0 = time.perf_counter()
-    train(model, split.train, epochs=epochs, batch_size=64, lr=1e-3, defenses=[make_defense("noise", sigma=noise)],
-          seed=seed, device=device, progress=progress)
-    acc = float(evaluate(model, split.test, device=device)["accuracy"])
-    att_rows = []
-    for a in attacks:
-        from ..runs import AttackSpec
-        spec = AttackSpec.parse(a, steps=opt_steps) if a == "optimization" else AttackSpec.parse(a, epochs=attack_epochs)
-        r = attack_model(model, split, spec, seed=seed, ctx=RunContext(device=device), eval_train=False)["test"]
-        att_rows.append({"name": a, **r})
-    d = int(np.prod(split.input_shape))
-    is_synth = dataset in ("synthetic-mixture", "synthetic")
-    bounds: dict[str, dict] = {}
-    h_x, h_x_up = 0.0, 0.0
-    h_note = "H(x) replaced by 0 (uniform on [0,1]^d: an upper bound on H(x)), so not a certified bound"
-    affine = None
-    if is_synth:
-        from theory.mixture import mixture_entropy_mc
-        hx = mixture_entropy_mc(split.meta["gmm"], 20000, np.random.default_rng([seed, 7]))
-        h_x, h_x_up = float(hx.value - 3 * hx.stderr), float(hx.value + 3 * hx.stderr)
-        h_note = f"H(x) = {hx.value:.4f} ± {hx.stderr:.4f} (Monte Carlo; lower 3-s.e. limit used)"
-        affine = affine_encoder_map(model, split.test.x[:256])
-    if affine is not None:
-        # ẑ = A x + c is exactly the data mixture pushed through the encoder
-        A, c = affine
-        ub = tb.mutual_information_upper_bounds(*_pushforward(split.meta["gmm"], A, c),
-                                                np.diag(noise_variance(model, A.shape[0])))
-        for m in ("huber", "kl", "maxent"):
-            bounds[f"thm1+thm2_{m}"] = {
-                "value": tb.mse_lower_bound(h_x - ub[m], d), "rigorous": True,
-                "assumptions": f"Thm 1 with H(x|z) >= H(x) - U_{m}; the encoder is affine by construction (and "
-                               f"checked on held-out inputs), so ẑ is exactly the data mixture pushed through it; "
-                               f"{h_note}"}
-        ce = {"h_x": h_x, "d_features": int(A.shape[0]), "rigorous": True,
-              **{m: float(h_x - ub[m]) for m in ("huber", "kl", "maxent")}}
-    else:
-        ce = conditional_entropy(model, split.train, h_x=h_x, k_per_class=min(k_per_class, 3))
-        for m in ("huber", "kl", "maxent"):
-            val = tb.mse_lower_bound(ce[m], d)
-            bounds[f"thm1+thm2_{m}"] = {
-                "value": val, "rigorous": False,
-                "assumptions": f"Thm 1 with H(x|z) >= H(x) - U_{m}; ẑ modelled by a fitted per-class Gaussian "
-                               f"mixture (an estimate: the encoder output is not exactly a mixture); {h_note}"}
-    fi = fisher_information(model, split.test, sigma=noise, seed=seed, max_samples=fisher_samples)
-    bounds["cramer_rao_dfil"] = {"value": fi["cramer_rao"], "rigorous": False,
-                                 "assumptions": "unbiased attackers only (E[1/dFIL], Hutchinson estimate of Tr JᵀJ); "
-                                                "trained decoders are biased, so they may go below it"}
-    if is_synth:  # van Trees needs the prior's Fisher information: known for the mixture
-        from theory.mixture import mixture_prior_fisher_mc
-        tj = mixture_prior_fisher_mc(split.meta["gmm"], 20000, np.random.default_rng([seed, 11]))
-        tj_up = float(tj.value + 3 * tj.stderr)
-        if affine is not None:
-            tr_if = float((affine[0] ** 2).sum()) / noise ** 2
-            how = "Tr E[I_F] = ‖A‖²_F/σ² exactly (affine encoder)"
-        else:
-            tr_if, how = d * fi["dfil"], "Tr E[I_F] by Hutchinson (an estimate)"
-        bounds["van_trees"] = {
-            "value": d / (tr_if + tj_up), "rigorous": affine is not None,
-            "assumptions": f"any attacker: MSE/d >= d / (Tr E[I_F] + Tr J_prior); {how}; Tr J_prior = "
-                           f"{tj.value:.4g} ± {tj.stderr:.2g} (Monte Carlo; upper 3-s.e. limit used)"}
-    # certifiable cap: needs an upper bound on H(x) (0 on [0,1]^d, the upper 3-s.e. limit on mixtures)
-    if affine is not None:  # the exact mixture's bounds are already at hand
-        cap = tb.mse_lower_bound(h_x_up - ub["best"], d)
-    else:  # from a class mixture fitted to the features (whitened coordinates)
-        from .. import data as D
-        from ..defenses.cem import fit_class_mixture
-        z = _encode_all(model, D.as_dataset(split.train).x[:5000])
-        fit = fit_class_mixture(z / noise, split.train.y[:5000], num_classes=split.num_classes,
-                                k_per_class=min(k_per_class, 3))
-        w = fit.weights.numpy() / fit.weights.numpy().sum()
-        if z.shape[1] <= 64:
-            cap = tb.certifiable_mse(w, fit.means.numpy(), fit.covs.numpy(), np.eye(z.shape[1]), d,
-                                     h_x_upper=h_x_up)
-        else:  # same quantity (tested equal), without theory's all-pairs d×d arrays
-            ub = mutual_information_upper_bounds_whitened(w, fit.means.numpy(), fit.covs.numpy())
-            cap = tb.mse_lower_bound(h_x_up - ub["best"], d)
-    best = min(att_rows, key=lambda r: r["mse"])
-    thm = max(bounds[f"thm1+thm2_{m}"]["value"] for m in ("huber", "kl", "maxent"))
-    verdict = f"Best attack ({best['name']}) reaches MSE {best['mse']:.4g} per element at accuracy {acc:.3f}; "
-    if affine is not None:
-        verdict += (f"the encoder is affine on a known mixture, so Theorems 1+2 certify at least {thm:.3g} "
-                    f"for any attacker (up to the 3-s.e. Monte-Carlo limit of H(x)); ")
-        verdict += ("every measured attack respects it." if best["mse"] >= thm else
-                    "an attack went BELOW the certified bound — this is a bug; please report it.")
-    else:
-        verdict += (f"Theorems 1+2 estimate at least {thm:.3g} (relative, not certified) and can certify at most "
-                    f"{cap:.3g}; ")
-        verdict += ("the measured attacks are above the estimated bound." if best["mse"] >= thm else
-                    "an attack went BELOW the estimated bound — the bound's assumptions (mixture fit, H(x)) fail "
-                    "here.")
-    res = {"dataset": dataset, "noise": noise, "accuracy": acc, "attacks": att_rows, "bounds": bounds,
-           "certifiable_mse": cap, "conditional_entropy": ce, "dfil": fi, "verdict": verdict,
-           "seconds": time.perf_counter() - t0}
+    rec = check_defense_record(encoder, dataset=dataset, noise=noise, out=out, **kw)
+    res = {**rec.result, "key": rec.key, "config": rec.config, "seconds": rec.seconds}
     if out is not None:
+        from ..report import write_json_atomic
         write_json_atomic(Path(out) / "check_defense.json", res)
     return res

@@ -1,0 +1,142 @@
+"""Deploying a user's encoder for check-defense: the split model with the noise defense, its
+training (encoder + head, or the head alone), one draw of the held-out observations, the attacks.
+
+Every attack reconstructs from the *same* observations (:func:`observe`), so a bound with a value
+per held-out observation can be compared with each attack pairwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..runs import chance_level, near_chance
+from ..seeding import stream_seed, torch_generator
+from .check_encoder import DeployedEncoder, EncoderError
+from .check_verdict import AttackRun
+from .common import RunContext
+
+__all__ = ["deploy", "observe", "run_attacks", "noise_warnings", "HEAD_HIDDEN"]
+
+#: training features used to standardise the head's input (mean / s.d. per feature)
+HEAD_STATS_SAMPLES = 2000
+#: hidden width of the default server head
+HEAD_HIDDEN = 128
+#: declared and measured internal noise s.d. differing by more than this fraction earn a warning
+ENCODER_NOISE_RTOL = 0.25
+
+
+class _Standardise(nn.Module):
+    def __init__(self, mean, sd):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("sd", sd)
+
+    def forward(self, z):
+        return (z - self.mean) / self.sd
+
+
+def _default_head(feats: torch.Tensor, num_classes: int, seed: int) -> nn.Module:
+    """Flatten → standardise (fixed statistics of the deployed training features) → MLP."""
+    f = feats.flatten(1).float()
+    sd = f.std(0).clamp_min(1e-12) if len(f) > 1 else torch.ones(f.shape[1])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stream_seed(seed, "init", 1))
+        return nn.Sequential(nn.Flatten(), _Standardise(f.mean(0), sd), nn.Linear(f.shape[1], HEAD_HIDDEN), nn.ReLU(),
+                             nn.Linear(HEAD_HIDDEN, num_classes))
+
+
+@torch.no_grad()
+def observe(model, x: torch.Tensor, *, seed: int, dev) -> torch.Tensor:
+    """One draw of the deployed observations of ``x`` (eval mode, the "attack_eval" stream), on the CPU."""
+    model.eval()
+    g = torch_generator(int(seed), "attack_eval", device=dev)
+    return torch.cat([model.client_features(x[i:i + 512].to(dev), training=False, generator=g).cpu()
+                      for i in range(0, len(x), 512)])
+
+
+def deploy(subject, cfg, ctx: RunContext, warnings: list):
+    """The split model as deployed (noise defense σ); trains encoder + head, or the head only."""
+    from ..defenses import make_defense
+    from ..device import resolve_device
+    from ..models import SplitModel
+    from ..training import evaluate, train
+    split = subject.split
+    dev = resolve_device(ctx.device)
+    enc = DeployedEncoder(subject.encoder, frozen=not cfg.train_encoder).to(dev)
+    noise = make_defense("noise", sigma=cfg.noise)
+    x_stats = split.train.x[:HEAD_STATS_SAMPLES]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stream_seed(cfg.seed, "mc", 8))
+        with torch.no_grad():
+            enc.eval()
+            feats = noise.transform_features(enc(x_stats.to(dev)), training=False).cpu()
+    head = _default_head(feats, split.num_classes, cfg.seed)
+    unit = bool(split.train.x.min() >= 0 and split.train.x.max() <= 1)
+    model = SplitModel(enc, head, defenses=[noise], input_shape=split.input_shape, unit_range=unit).to(dev)
+    acc = None
+    if cfg.head or cfg.train_encoder:
+        train(model, split.train, epochs=cfg.epochs, batch_size=64, lr=1e-3, defenses=[noise], seed=cfg.seed,
+              device=dev, progress=ctx.progress)
+        acc = float(evaluate(model, split.test, seed=cfg.seed)["accuracy"])
+        why = near_chance(acc, chance_level(split.test.y.numpy()), len(split.test))
+        if why:
+            warnings.append(f"near chance: {why} — privacy at chance accuracy says little about a useful encoder")
+    model.eval()
+    return model, acc, dev
+
+
+def noise_warnings(subject, cfg, warnings: list) -> float:
+    """Warnings on internal encoder noise; returns the internal noise s.d. counted as channel noise."""
+    sd, declared = subject.internal_sd, cfg.encoder_noise
+    if sd > 0 and declared == 0:
+        warnings.append(f"stochastic encoder: two eval-mode passes on the same inputs differ (internal noise s.d. ≈ "
+                        f"{sd:.3g}); Theorem 2 assumes ẑ = f(x) deterministic, so here the internal noise is modelled "
+                        f"as part of ẑ (valid, but loose) — declare Gaussian internal noise with --encoder-noise SIGMA "
+                        f"(encoder_noise=) to count it as channel noise")
+        return 0.0
+    if sd == 0 and declared > 0:
+        warnings.append(f"--encoder-noise {declared:g} declared, but two eval-mode passes agree: the encoder is "
+                        f"deterministic, so the declaration is ignored")
+        return 0.0
+    if declared > 0:
+        note = (f"; measured ≈ {sd:.3g} from two passes — differs by more than {ENCODER_NOISE_RTOL:.0%}"
+                if abs(sd - declared) > ENCODER_NOISE_RTOL * declared else f" (measured ≈ {sd:.3g})")
+        warnings.append(f"internal encoder noise σₑ = {declared:g} declared and counted as channel noise{note}: the "
+                        f"bounds assume it is N(0, σₑ²I), independent of x, added to a deterministic ẑ — an "
+                        f"assumption the check cannot verify, so every bound is an estimate")
+    return declared
+
+
+# ----------------------------------------------------------------------------- attacks
+
+def _errors(x: torch.Tensor, xh: torch.Tensor) -> np.ndarray:
+    return ((x.double() - xh.detach().cpu().double()) ** 2).reshape(len(x), -1).mean(1).numpy()
+
+
+def _image_metrics(x: torch.Tensor, xh: torch.Tensor) -> dict:
+    from ..metrics import psnr, ssim
+    if x.ndim != 4 or x.min() < 0 or x.max() > 1:
+        return {}
+    xh = xh.detach().cpu().double().clamp(0, 1)
+    return {"psnr": psnr(x.double(), xh, 1.0), "ssim": ssim(x.double(), xh, 1.0)}
+
+
+def run_attacks(model, split, cfg, ctx: RunContext, obs, dev, warnings: list) -> list:
+    """Each attack fitted on the training split, then reconstructing from the same observations ``obs``."""
+    runs = []
+    x = split.test.x
+    for spec in cfg.attacks:
+        try:
+            att = spec.build()
+            att.fit(model, split.train, seed=cfg.seed, device=dev, progress=ctx.progress)
+            xh = att.reconstruct(obs)
+        except EncoderError:
+            raise
+        except (RuntimeError, ValueError, FloatingPointError) as exc:
+            warnings.append(f"attack {spec.name} failed and is left out: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+            continue
+        runs.append(AttackRun(spec.name, _errors(x, xh), _image_metrics(x, xh)))
+    return runs
