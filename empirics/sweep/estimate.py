@@ -1,0 +1,95 @@
+"""``--dry-run``: an estimate of a sweep's device-hours from timed training steps on this machine.
+
+For each distinct model of the sweep (dataset, preset, bottleneck, defenses, batch size) one
+training step — forward through the split model with its feature-space defenses, cross-entropy,
+backward, optimiser step — on random inputs of the dataset's shape is timed on the chosen device
+(median of ``steps`` after one warm-up step).  A cell's estimate is
+
+    t_step × ceil(n_train / batch_size) × epochs
+
+i.e. *training only*: the attacks, CEM's per-epoch mixture fit and its extra loss, data loading
+and evaluation are not counted (``invlimits bench`` times CEM's overhead).  It is an estimate from
+this machine's device, labelled with it: on a CPU it is CPU-hours of this machine, not GPU-hours.
+
+Datasets read from local files need not be present: their shape and size are known
+(:data:`KNOWN_SIZES`); the cells' keys, which include the data's content hash, do need the data.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from types import SimpleNamespace
+
+__all__ = ["KNOWN_SIZES", "dataset_shape", "time_training_step", "estimate_hours"]
+
+#: (input shape, classes, training examples) of the datasets read from local files (standard splits)
+KNOWN_SIZES = {"cifar10": ((3, 32, 32), 10, 50_000), "mnist": ((1, 28, 28), 10, 60_000)}
+
+
+def dataset_shape(name: str, data_root=None):
+    """``(input_shape, num_classes, n_train)`` of a dataset (embedded ones are loaded, they are small)."""
+    from .. import registry
+    s = registry.spec(name)
+    if s.needs_root and data_root is None:
+        return KNOWN_SIZES[s.name]
+    split = registry.load_dataset(s.name, root=data_root)
+    return tuple(split.input_shape), int(split.num_classes), len(split.train)
+
+
+def time_training_step(train_cfg, shape, num_classes: int, *, device="auto", steps: int = 3) -> float:
+    """Median seconds of one training step of ``train_cfg``'s model on random inputs (see module doc)."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..device import resolve_device
+    from ..experiments.common import build_model
+    dev = resolve_device(device)
+    model = build_model(train_cfg, SimpleNamespace(input_shape=shape, num_classes=num_classes)).to(dev)
+    model.train()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand((train_cfg.batch_size, *shape), generator=g).to(dev)
+    y = torch.randint(0, num_classes, (train_cfg.batch_size,), generator=g).to(dev)
+    opt = (torch.optim.SGD if train_cfg.optimizer == "sgd" else torch.optim.Adam)(model.parameters(), lr=train_cfg.lr)
+    times = []
+    for i in range(steps + 1):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        if i:  # the first step warms up (allocations, kernel selection)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def estimate_hours(cells, *, device="auto", data_root=None, steps: int = 3) -> tuple[list[float], dict]:
+    """Per-cell estimated device-hours (training only) and what they are based on."""
+    from ..device import resolve_device
+    per_model: dict = {}
+    shapes: dict = {}
+    hours = []
+    for c in cells:
+        t = c.config.train
+        if t.dataset not in shapes:
+            shapes[t.dataset] = dataset_shape(t.dataset, data_root)
+        shape, ncls, ntrain = shapes[t.dataset]
+        # defense *names*: their parameters (σ, λ ...) do not change a plain step's cost
+        mk = (t.dataset, t.preset, t.bottleneck, t.batch_size, t.optimizer, tuple(d.name for d in t.defenses))
+        if mk not in per_model:
+            per_model[mk] = time_training_step(t, shape, ncls, device=device, steps=steps)
+        hours.append(per_model[mk] * math.ceil(ntrain / t.batch_size) * t.epochs / 3600.0)
+    dev = resolve_device(device)
+    name = dev.type
+    if dev.type == "cuda":
+        import torch
+        name = f"cuda ({torch.cuda.get_device_name(dev)})"
+    basis = {"device": name, "models_timed": len(per_model), "steps_timed": steps,
+             "step_seconds": {f"{k[0]}/{k[1]} batch {k[3]} [{' + '.join(k[5]) or 'no defense'}]": v
+                              for k, v in per_model.items()},
+             "datasets": {k: {"input_shape": list(v[0]), "classes": v[1], "n_train": v[2]} for k, v in shapes.items()}}
+    return hours, basis

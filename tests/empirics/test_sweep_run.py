@@ -1,0 +1,246 @@
+"""Sweeps on real engines: the local process pool, a real Ray head on 127.0.0.1, submitit's local
+executor (the slurm code path) — every cell's numbers equal across executors (same seeds, one torch
+thread per cell, CPU determinism); a driver killed by SIGINT or SIGKILL loses at most the cells in
+flight and a rerun runs exactly the missing ones; a cell that raises is recorded and counted.
+
+Every sweep runs as a subprocess (``python -m empirics.cli sweep ...``), as a user runs it.  The
+8 digits cells train 2 epochs and attack for 1 (about 3 s each on one core).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "sweeps" / "digits_tiny.toml"
+ENV = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+
+
+def _cmd(spec, out, *extra):
+    return [sys.executable, "-m", "empirics.cli", "sweep", str(spec), "--out", str(out), *extra]
+
+
+def _sweep(spec, out, *extra, timeout=600):
+    # stdout to a file: submitit's local jobs inherit the driver's descriptors and outlive it
+    log = Path(out).with_suffix(".log")
+    with open(log, "a") as fh:
+        p = subprocess.run(_cmd(spec, out, *extra), env=ENV, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
+    return p.returncode, log.read_text()
+
+
+def _results(out) -> dict:
+    """key -> (status, result) of every record under OUT/records."""
+    got = {}
+    for f in sorted((Path(out) / "records").glob("*.json")):
+        d = json.loads(f.read_text())
+        got[d["key"]] = (d["status"], d["result"])
+    return got
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _local(spec, out):
+    """The reference numbers: the local executor, 2 workers × 1 torch thread."""
+    rc, log = _sweep(spec, out, "--workers", "2", "--threads", "1")
+    assert rc == 0, log[-3000:]
+    got = _results(out)
+    assert got and all(s == "ok" for s, _ in got.values()), got
+    assert f"this run: {len(got)} cells ran ({len(got)} ok, 0 failed, 0 error), 0 were already done" in log
+    return got
+
+
+@pytest.fixture
+def ray_head():
+    """A real Ray head on 127.0.0.1 (its own process group, stopped at the end)."""
+    pytest.importorskip("ray")  # the [ray] extra (CI installs it)
+    port, client = _free_port(), _free_port()
+    tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    ray_bin = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--port", str(port), "--node-ip-address",
+                             "127.0.0.1", "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats",
+                             "--ray-client-server-port", str(client), "--temp-dir", tmp],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
+    try:
+        t0 = time.time()
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if head.poll() is not None or time.time() - t0 > 120:
+                    raise RuntimeError("the Ray head did not start")
+                time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.send_signal(signal.SIGTERM)  # `ray start --block` stops what it started
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(head.pid, signal.SIGKILL)  # anything of that head still alive (our own group only)
+        except ProcessLookupError:
+            pass
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_ray_cluster_equals_local(ray_head, tmp_path):
+    local = _local(TINY, tmp_path / "local")
+    assert len(local) == 8
+    out = tmp_path / "out"
+    rc, log = _sweep(TINY, out, "--executor", "ray", "--address", ray_head, "--threads", "1")
+    assert rc == 0, log[-3000:]
+    got = _results(out)
+    assert set(got) == set(local)
+    diff = [k for k in got if got[k] != local[k]]
+    assert not diff, f"cells whose numbers differ between ray and local: {diff}"
+    res = json.loads((out / "results.json").read_text())
+    assert res["sweep"]["run"]["ray"]["cluster_resources"]["CPU"] == 2.0  # it joined our head, not a new cluster
+
+
+def test_slurm_path_through_submitit_local_equals_local(tmp_path):
+    """Submission returns at once; --status follows the jobs and aggregates; same numbers as local;
+    a second submission submits nothing."""
+    pytest.importorskip("submitit")
+    spec = tmp_path / "half.toml"  # 4 of the 8 cells (one process each: keep the machine's load small)
+    spec.write_text(TINY.read_text().replace("seed = [0, 1, 2, 3]", "seed = [0, 1]"))
+    local = _local(spec, tmp_path / "local")
+    out = tmp_path / "out"
+    rc, log = _sweep(spec, out, "--executor", "slurm-local", "--threads", "1", "--time", "20")
+    assert rc == 0 and "4 of 4 cells submitted" in log, log[-3000:]
+    state = json.loads((out / "sweep" / "slurm.json").read_text())
+    assert state["cluster"] == "local" and len(state["jobs"]) == 4
+    t0 = time.time()
+    while len(_results(out)) < 4:
+        assert time.time() - t0 < 400, "submitit jobs did not finish"
+        time.sleep(1)
+    rc, log = _sweep(spec, out, "--status")
+    assert rc == 0 and "4 cells: 4 ok" in log, log[-2000:]
+    assert _results(out) == local
+    rc, log = _sweep(spec, out, "--executor", "slurm-local")  # nothing left: nothing submitted
+    assert rc == 0 and "0 of 4 cells submitted" in log
+
+
+KILL_SPEC = """
+[sweep]
+experiment = "train"
+name = "kill-test"
+[grid]
+seed = [0, 1, 2, 3, 4, 5, 6, 7]
+[settings]
+dataset = "digits"
+sigma = 0.1
+epochs = 4
+lr = 0.003
+attacks = []
+eval_train = false
+"""
+
+
+def test_killed_driver_loses_only_cells_in_flight(tmp_path):
+    """SIGINT, then SIGKILL, mid-sweep; the third run finishes: every cell ends exactly once."""
+    spec = tmp_path / "kill.toml"
+    spec.write_text(KILL_SPEC)
+    out = tmp_path / "out"
+    recs = out / "records"
+
+    def n():
+        return len(list(recs.glob("*.json"))) if recs.is_dir() else 0
+
+    def start():
+        return subprocess.Popen(_cmd(spec, out, "--workers", "2", "--threads", "1"), env=ENV,
+                                stdout=open(tmp_path / "log.txt", "a"), stderr=subprocess.STDOUT)
+
+    def wait_for(k, p):
+        t0 = time.time()
+        while n() < k:
+            assert p.poll() is None, "the sweep ended before it could be interrupted"
+            assert time.time() - t0 < 300
+            time.sleep(0.05)
+
+    p = start()
+    wait_for(1, p)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=60) == 130
+    k1 = n()
+    time.sleep(3)
+    assert n() == k1 < 8  # no worker outlived the driver
+    p = start()
+    wait_for(k1 + 1, p)
+    p.kill()
+    p.wait()
+    k2 = n()
+    time.sleep(3)
+    assert n() == k2 < 8  # the workers died with the driver (no orphan writes a record later)
+    p = start()
+    assert p.wait(timeout=600) == 0
+    log = (tmp_path / "log.txt").read_text()
+    assert f"this run: {8 - k2} cells ran ({8 - k2} ok, 0 failed, 0 error), {k2} were already done" in log
+    assert n() == 8 and all(s == "ok" for s, _ in _results(out).values())
+    ev = [json.loads(line) for f in (out / "sweep" / "events").glob("*.jsonl") for line in f.read_text().splitlines()]
+    ends = collections.Counter(e["key"] for e in ev if e["event"] == "end")
+    starts = collections.Counter(e["key"] for e in ev if e["event"] == "start")
+    assert sorted(ends.values()) == [1] * 8  # every cell finished exactly once
+    assert sum(starts.values()) - 8 <= 4  # restarted: only cells in flight at a kill (2 workers × 2 kills)
+    p = start()  # nothing left: nothing runs
+    assert p.wait(timeout=300) == 0
+    assert "this run: 0 cells ran (0 ok, 0 failed, 0 error), 8 were already done" in (tmp_path / "log.txt").read_text()
+    rc, _ = _sweep(spec, out, "--collect")
+    res = json.loads((out / "results.json").read_text())
+    assert rc == 0 and len(res["records"]) == 8 and res["sweep"]["counts"]["ok"] == 8
+    rows = next(iter(res["sections"]["train"]["tables"].values()))
+    assert [r["seeds"] for r in rows] == ["8 of 8"]  # one setting, the mean over its 8 seeds
+
+
+ERROR_SPEC = """
+[sweep]
+experiment = "train"
+name = "error-test"
+[grid]
+lam = [0.0, 0.01]
+[settings]
+dataset = "digits"
+sigma = 0.1
+epochs = 2
+lr = 0.003
+k_per_class = 500
+attacks = []
+eval_train = false
+"""
+
+
+def test_a_cell_that_raises_is_recorded_and_counted(tmp_path):
+    """CEM with 500 components per class raises in the worker (digits has ~140 images per class):
+    recorded as error with its message, the other cell finishes, exit status 1; a rerun retries it."""
+    spec = tmp_path / "err.toml"
+    spec.write_text(ERROR_SPEC)
+    out = tmp_path / "out"
+    rc, log = _sweep(spec, out, "--workers", "2", "--threads", "1")
+    assert rc == 1, log[-3000:]
+    got = _results(out)
+    assert sorted(s for s, _ in got.values()) == ["error", "ok"]
+    err = next(json.loads(f.read_text()) for f in (out / "records").glob("*.json")
+               if json.loads(f.read_text())["status"] == "error")
+    assert "k_per_class" in err["reason"] and err["config"]["train"]["defenses"][-1]["name"] == "cem"
+    assert "this run: 2 cells ran (1 ok, 0 failed, 1 error)" in log
+    assert "1 ok, 0 failed (near chance or diverged: valid, excluded from tables), 1 error" in log
+    res = json.loads((out / "results.json").read_text())
+    assert res["sweep"]["counts"] == {"ok": 1, "failed": 0, "error": 1, "missing": 0}
+    rc, log = _sweep(spec, out, "--workers", "2", "--threads", "1")
+    assert rc == 1 and "this run: 1 cells ran (0 ok, 0 failed, 1 error), 1 were already done" in log
