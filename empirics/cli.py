@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "defenses": ("defenses_section", "entropy-vs-MSE sweep and defense table (CEM beside baselines)"),
     "check-defense": ("check_defense_section", "check your own encoder (MODULE:FUNCTION) against the bounds"),
     "bench": ("bench_section", "training-step cost of each defense with and without CEM"),
+    "sweep": ("sweep_section", "run a grid of experiments from a TOML spec: local processes, Ray or SLURM"),
 }
 
 #: sections `verify` runs (each module must define `run`; `verify_args(args)` may adapt arguments)
