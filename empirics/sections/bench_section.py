@@ -19,6 +19,10 @@ The CEM epoch overhead counts the whole cost of Algorithm 1 over a 391-step CIFA
   timed on a subset and scaled linearly; ``feature_source='cached'`` avoids it by reusing the
   features computed during the previous epoch's steps.
 
+Every timed step is the step a user's loop runs: the objects returned by
+:func:`empirics.defenses.defend` (``defended(x)``, ``+ defended.loss(y)``, ``optimizer.step()``,
+``defended.step()``) — the same entry point :func:`empirics.training.train` uses — not a copy of it.
+
 Rows: ours (low-rank route, warm start) with full and diagonal covariances, and the naive route
 (a fresh Cholesky of every updated 512×512 covariance each step, EM from scratch each epoch).
 Timings on a shared CPU are inflated by contention; ratios are more stable than absolute times.
@@ -69,22 +73,21 @@ def _defense_list(name):
     return [noise, make_defense(name, **kw)]
 
 
-def _step(model, opt, defenses, x, y, gen, i):
-    from ..defenses import Step
-    z = model.encode(x)
-    z_sent = model.defend(z, training=True, generator=gen)
-    logits = model.head(z_sent)
-    loss = F.cross_entropy(logits, y)
-    st = Step(x=x, y=y, z=z, z_sent=z_sent, logits=logits, model=model, epoch=0, step=i, generator=gen)
-    for d in defenses:
-        e = d.extra_loss(st)
-        if e is not None:
-            loss = loss + e
+def _defended(model, defenses, opt, seed, dev):
+    """The user's-loop objects: ``defend`` on the model's encoder (as ``train`` builds them)."""
+    from ..defenses import defend
+    from ..seeding import torch_generator
+    return defend(encoder=model.encoder, head=model.head, defenses=defenses, optimizer=opt,
+                  generator=torch_generator(int(seed), "features", device=dev), seed=int(seed))
+
+
+def _step(defended, head, opt, x, y):
+    """One training step of a user's loop with the defended encoder (the step ``train`` runs)."""
+    loss = F.cross_entropy(head(defended(x)), y) + defended.loss(y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    for d in defenses:
-        d.after_step(st)
+    defended.step()
 
 
 def _sync(dev):
@@ -140,27 +143,26 @@ def run(args):
             defs = _defense_list(name)
             if with_cem:
                 defs = defs + [CEM(lam=16.0, k_per_class=3, covariance="full")]
-            model.defenses = defs
             opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            defended = _defended(model, defs, opt, args.seed, dev)
             for d in defs:
-                model, opt = d.attach(model, opt, data=None)
                 if isinstance(d, CEM):
-                    d.estimate(zfeat, yfeat)
-            fg = torch.Generator(device=dev).manual_seed(args.seed + 1)
+                    d.estimate(zfeat, yfeat)  # the previous epoch's estimate (no training set here)
             model.train()
-            for w in range(2):  # warm-up
-                _step(model, opt, defs, x, y, fg, w)
-            runs[with_cem] = (model, opt, defs, fg, [])
+            defended.train()
+            for _ in range(2):  # warm-up
+                _step(defended, model.head, opt, x, y)
+            runs[with_cem] = (defended, model.head, opt, [])
         # interleaved, so that drifting machine load affects both alike
         for i in range(steps):
             for with_cem in (False, True):
-                model, opt, defs, fg, ts = runs[with_cem]
+                defended, head, opt, ts = runs[with_cem]
                 _sync(dev)
                 t0 = time.perf_counter()
-                _step(model, opt, defs, x, y, fg, i + 2)
+                _step(defended, head, opt, x, y)
                 _sync(dev)
                 ts.append(time.perf_counter() - t0)
-        times = {k: statistics.median(v[4]) for k, v in runs.items()}
+        times = {k: statistics.median(v[3]) for k, v in runs.items()}
         rows.append({"defense": name, "step_s": times[False], "step_with_cem_s": times[True],
                      "step_ratio": times[True] / times[False]})
         if name == "noise":
@@ -178,12 +180,11 @@ def run(args):
     # The base step is re-timed here, interleaved with the CEM extras, so that the ratio compares
     # times taken under the same machine load.
     model = make_model("vgg11_bn", num_classes=10, seed=args.seed).to(dev)
-    base_defs = _defense_list("noise")
-    model.defenses = base_defs
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    fg = torch.Generator(device=dev).manual_seed(args.seed + 1)
+    defended = _defended(model, _defense_list("noise"), opt, args.seed, dev)
     model.train()
-    _step(model, opt, base_defs, x, y, fg, 0)
+    defended.train()
+    _step(defended, model.head, opt, x, y)
     with torch.no_grad():
         zb = model.encode(x).flatten(1)
     configs = [("ours, full", dict(covariance="full", method="lowrank", warm_start=True)),
@@ -191,12 +192,9 @@ def run(args):
                ("naive, full", dict(covariance="full", method="dense", warm_start=False))]
     cems, t_est, its = [], [], []
     drift = zfeat + 0.01 * torch.randn(zfeat.shape, generator=gen).to(dev)
-
-    class _M:
-        defenses = base_defs
     for label, kw in configs:
         cem = CEM(lam=16.0, k_per_class=3, **kw)
-        cem.attach(_M(), None)
+        _defended(model, _defense_list("noise") + [cem], None, args.seed, dev)  # Σp from the composed noise
         cem.estimate(zfeat, yfeat)  # the previous epoch's fit; the timed estimate is the next epoch's
         _sync(dev)
         t0 = time.perf_counter()
@@ -210,7 +208,7 @@ def run(args):
         if i % max(1, cem_steps // steps) == 0 or len(base_ts) < steps:
             _sync(dev)
             t0 = time.perf_counter()
-            _step(model, opt, base_defs, x, y, fg, i + 1)
+            _step(defended, model.head, opt, x, y)
             _sync(dev)
             base_ts.append(time.perf_counter() - t0)
         for j, cem in enumerate(cems):
