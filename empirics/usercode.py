@@ -22,12 +22,13 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
     """Import ``MODULE:FUNCTION`` — this deliberately imports and runs the user's code.
 
     ``MODULE`` is a dotted module name importable from ``sys.path`` (the current directory is
-    added) or a path to a ``.py`` file.
+    added) or a path to a ``.py`` file.  check-defense identifies the encoder by this spec and a
+    content hash of that file (:func:`empirics.experiments.check_encoder.spec_hash`).
     """
-    if not isinstance(spec, str) or spec.count(":") != 1:
+    if not isinstance(spec, str) or ":" not in spec:
         raise ValueError(f"encoder: expected MODULE:FUNCTION, got {spec!r}")
-    mod_name, fn_name = spec.split(":")
-    if not mod_name or not fn_name:
+    mod_name, _, fn_name = spec.rpartition(":")  # the last colon: a Windows path has one of its own
+    if not mod_name or not fn_name or not fn_name.isidentifier():
         raise ValueError(f"encoder: expected MODULE:FUNCTION, got {spec!r}")
     try:
         if mod_name.endswith(".py") or "/" in mod_name:

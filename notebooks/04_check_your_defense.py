@@ -139,10 +139,11 @@ res = check_defense(spec, dataset="digits", noise=0.1, epochs=EPOCHS, attack_epo
                     attacks=("decoder", "optimization"), opt_steps=OPT_STEPS, fisher_samples=64, n_mc=N_MC,
                     out=OUT / "digits", seed=0)
 print(f"({time.perf_counter() - t:.1f} s)   fields: {sorted(res)}")
-print(f"accuracy {res['accuracy']:.3f} (held out, chance {res['chance']:.3f}); encoder trained: {res['encoder_trained']}")
+print(f"accuracy {res['accuracy']:.3f} (held out, chance {res['chance']:.3f}); "
+      f"encoder trained: {res['encoder_trained']}")
 for a in res["attacks"]:
-    print(f"attack {a['name']:12s} MSE {a['mse']:.4f} ± {a['mse_stderr']:.4f}  PSNR {a.get('psnr', float('nan')):.2f} dB"
-          f"  SSIM {a.get('ssim', float('nan')):.3f}")
+    print(f"attack {a['name']:12s} MSE {a['mse']:.4f} ± {a['mse_stderr']:.4f}  "
+          f"PSNR {a.get('psnr', float('nan')):.2f} dB  SSIM {a.get('ssim', float('nan')):.3f}")
 for name, b in res["bounds"].items():
     val = "no finite bound" if b["value"] is None else f"{b['value']:.4f}"
     print(f"bound  {name:18s} {val}  rigorous={b['rigorous']}")

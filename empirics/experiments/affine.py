@@ -90,6 +90,8 @@ ROUNDING_SLACK = 64
 MAX_AFFINE_ENTRIES = 20_000_000
 #: upper confidence limits of Monte-Carlo means use this many standard errors (one-sided ~3e-5)
 UPPER_SE = 4.0
+#: prior draws per forward pass of the deployed encoder when measuring its departure
+DEPARTURE_BATCH = 1024
 
 
 def affine_by_construction(module: nn.Module) -> str:
@@ -138,6 +140,19 @@ def exact_affine_map(encoder: nn.Module, input_shape, x_check) -> tuple[AffineMa
     ``x_check`` (N, *input_shape): inputs on which the map is confirmed against the float64 copy
     (tolerance: :data:`AFFINE_RTOL` of the output's s.d. per coordinate plus the float64 rounding
     allowance).  The encoder's own parameters are read, never modified.
+
+    Examples
+    --------
+    A bias of 8192 next to weights of 0.01: the float64 Jacobian is the parameter exactly.
+
+    >>> lin = nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = lin.weight.copy_(torch.tensor([[0.01, 0.0], [0.0, 0.02]])); _ = lin.bias.fill_(8192.0)
+    >>> amap, why = exact_affine_map(lin, (2,), torch.randn(10, 2))
+    >>> bool((amap.A == lin.weight.detach().double().numpy()).all()), amap.b.tolist(), why
+    (True, [8192.0, 8192.0], '')
+    >>> exact_affine_map(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), (2,), torch.randn(10, 2))[1]
+    "its module '1' is a ReLU, not one of the layers known to be affine in eval mode"
     """
     why = affine_by_construction(encoder)
     if why:
@@ -184,8 +199,9 @@ def deployed_departure(encode, amap: AffineMap, x64: np.ndarray, noise_sd: float
     """
     x32 = torch.as_tensor(x64, dtype=torch.float32)
     outs = []
-    for i in range(0, len(x32), 1024):
-        outs.append(encode(x32[i:i + 1024].to(device)).reshape(min(1024, len(x32) - i), -1).double().cpu())
+    for i in range(0, len(x32), DEPARTURE_BATCH):
+        xb = x32[i:i + DEPARTURE_BATCH]
+        outs.append(encode(xb.to(device)).reshape(len(xb), -1).double().cpu())
     dep = torch.cat(outs).numpy()
     ideal = amap(x64)
     delta = dep - ideal
@@ -201,7 +217,11 @@ def deployed_departure(encode, amap: AffineMap, x64: np.ndarray, noise_sd: float
 
 
 def departure_correction(eta2_upper: float, trace_fisher_upper: float) -> float:
-    """Nats added to an upper bound on I(x; z) by the lemma: η·√Tr J + η²/2 (whitened units)."""
+    """Nats added to an upper bound on I(x; z) by the lemma: η·√Tr J + η²/2 (whitened units).
+
+    >>> round(departure_correction(0.04, 1.0), 12)      # η = 0.2: 0.2·1 + 0.02
+    0.22
+    """
     if not (eta2_upper >= 0 and trace_fisher_upper >= 0):
         raise ValueError(f"eta2_upper, trace_fisher_upper: expected non-negative numbers, got "
                          f"{eta2_upper!r}, {trace_fisher_upper!r}")
@@ -212,6 +232,9 @@ def input_rounding_floor(bound: float, rms_upper: float) -> float:
     """A floor for the MSE against the float32 inputs from a floor ``bound`` for the exact ones.
 
     ‖x₃₂ − x̂‖ ≥ ‖x − x̂‖ − ‖x − x₃₂‖ in L²: MSE₃₂ ≥ (√bound − r)² when √bound > r (else 0).
+
+    >>> round(input_rounding_floor(0.25, 0.1), 12)      # (0.5 − 0.1)²
+    0.16
     """
     root = math.sqrt(bound) - rms_upper
     return root * root if root > 0 else 0.0

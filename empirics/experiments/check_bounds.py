@@ -40,6 +40,8 @@ THM12 = ("huber", "kl", "maxent")
 FIT_MAX_SAMPLES = 5000
 #: Hutchinson probes per input for Tr JᵀJ (each one vector–Jacobian product)
 FISHER_PROBES = 8
+#: inputs per batch of vector–Jacobian products (memory: batch × probes graphs are not kept)
+FISHER_BATCH = 64
 
 
 class NotDifferentiable(ValueError):
@@ -171,8 +173,8 @@ def fisher_per_input(encode, x: torch.Tensor, *, sigma: float, seed: int, device
     d = x[0].numel()
     per = []
     with torch.enable_grad():
-        for i in range(0, len(x), 64):
-            xb = x[i:i + 64].to(device).clone().requires_grad_(True)
+        for i in range(0, len(x), FISHER_BATCH):
+            xb = x[i:i + FISHER_BATCH].to(device).clone().requires_grad_(True)
             z = encode(xb).flatten(1)
             if not z.requires_grad:
                 raise NotDifferentiable("the encoder's output has no autograd graph (not differentiable)")

@@ -25,6 +25,12 @@ HEAD_STATS_SAMPLES = 2000
 HEAD_HIDDEN = 128
 #: declared and measured internal noise s.d. differing by more than this fraction earn a warning
 ENCODER_NOISE_RTOL = 0.25
+#: the head's training: Adam at this learning rate, in batches of this size (the package's defaults)
+HEAD_LR, HEAD_BATCH = 1e-3, 64
+#: inputs per forward pass when observing the held-out set
+OBSERVE_BATCH = 512
+#: a feature with (numerically) no spread is standardised by 1 instead of its s.d.
+MIN_FEATURE_SD = 1e-12
 
 
 class _Standardise(nn.Module):
@@ -40,7 +46,8 @@ class _Standardise(nn.Module):
 def _default_head(feats: torch.Tensor, num_classes: int, seed: int) -> nn.Module:
     """Flatten → standardise (fixed statistics of the deployed training features) → MLP."""
     f = feats.flatten(1).float()
-    sd = f.std(0).clamp_min(1e-12) if len(f) > 1 else torch.ones(f.shape[1])
+    sd = f.std(0) if len(f) > 1 else torch.ones(f.shape[1])
+    sd = torch.where(sd > MIN_FEATURE_SD, sd, torch.ones_like(sd))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(stream_seed(seed, "init", 1))
         return nn.Sequential(nn.Flatten(), _Standardise(f.mean(0), sd), nn.Linear(f.shape[1], HEAD_HIDDEN), nn.ReLU(),
@@ -52,8 +59,8 @@ def observe(model, x: torch.Tensor, *, seed: int, dev) -> torch.Tensor:
     """One draw of the deployed observations of ``x`` (eval mode, the "attack_eval" stream), on the CPU."""
     model.eval()
     g = torch_generator(int(seed), "attack_eval", device=dev)
-    return torch.cat([model.client_features(x[i:i + 512].to(dev), training=False, generator=g).cpu()
-                      for i in range(0, len(x), 512)])
+    return torch.cat([model.client_features(x[i:i + OBSERVE_BATCH].to(dev), training=False, generator=g).cpu()
+                      for i in range(0, len(x), OBSERVE_BATCH)])
 
 
 def deploy(subject, cfg, ctx: RunContext, warnings: list):
@@ -77,8 +84,8 @@ def deploy(subject, cfg, ctx: RunContext, warnings: list):
     model = SplitModel(enc, head, defenses=[noise], input_shape=split.input_shape, unit_range=unit).to(dev)
     acc = None
     if cfg.head or cfg.train_encoder:
-        train(model, split.train, epochs=cfg.epochs, batch_size=64, lr=1e-3, defenses=[noise], seed=cfg.seed,
-              device=dev, progress=ctx.progress)
+        train(model, split.train, epochs=cfg.epochs, batch_size=HEAD_BATCH, lr=HEAD_LR, defenses=[noise],
+              seed=cfg.seed, device=dev, progress=ctx.progress)
         acc = float(evaluate(model, split.test, seed=cfg.seed)["accuracy"])
         why = near_chance(acc, chance_level(split.test.y.numpy()), len(split.test))
         if why:
@@ -91,10 +98,10 @@ def noise_warnings(subject, cfg, warnings: list) -> float:
     """Warnings on internal encoder noise; returns the internal noise s.d. counted as channel noise."""
     sd, declared = subject.internal_sd, cfg.encoder_noise
     if sd > 0 and declared == 0:
-        warnings.append(f"stochastic encoder: two eval-mode passes on the same inputs differ (internal noise s.d. ≈ "
-                        f"{sd:.3g}); Theorem 2 assumes ẑ = f(x) deterministic, so here the internal noise is modelled "
-                        f"as part of ẑ (valid, but loose) — declare Gaussian internal noise with --encoder-noise SIGMA "
-                        f"(encoder_noise=) to count it as channel noise")
+        warnings.append(f"stochastic encoder: two eval-mode passes on the same inputs differ (internal noise s.d. "
+                        f"≈ {sd:.3g}); Theorem 2 assumes ẑ = f(x) deterministic, so here the internal noise is "
+                        f"modelled as part of ẑ (valid, but loose) — declare Gaussian internal noise with "
+                        f"--encoder-noise SIGMA (encoder_noise=) to count it as channel noise")
         return 0.0
     if sd == 0 and declared > 0:
         warnings.append(f"--encoder-noise {declared:g} declared, but two eval-mode passes agree: the encoder is "

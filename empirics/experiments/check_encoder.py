@@ -91,7 +91,7 @@ def _check_tensor(out, x) -> None:
 
 def spec_hash(spec: str) -> str:
     """Content hash of the module file a ``MODULE:FUNCTION`` spec names (imported already)."""
-    mod = spec.split(":")[0]
+    mod = spec.rpartition(":")[0]
     if mod.endswith(".py") or "/" in mod:
         return file_hash(mod)
     origin = getattr(sys.modules.get(mod), "__file__", None)
@@ -143,6 +143,8 @@ def validate_output(enc: nn.Module, x: torch.Tensor, *, seed: int) -> float:
     estimated from two passes over ``x`` (0 for a deterministic encoder).  Materialises lazy layers."""
     was = enc.training
     enc.eval()
+    p = next(enc.parameters(), None)
+    x = x.to(p.device) if p is not None else x
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(seed, "mc", 9))

@@ -11,6 +11,20 @@ Monte-Carlo H(x) or prior Fisher information) combine as independent.
 Statuses: ``violated`` (significantly below), ``consistent`` (at or above), ``inconclusive`` (below
 but not significantly).  Only a ``violated`` comparison with a *rigorous* bound is a bug; below an
 estimate it means the estimate's assumptions fail there.
+
+Examples
+--------
+An attack at 0.9 ± 0.01 against a "rigorous" floor of 1.0 (10 s.e. below it) is a bug; against an
+estimate it is not.
+
+>>> from empirics.experiments.check_bounds import Bound
+>>> a = AttackRun("bayes", np.array([0.8, 1.0] * 50) + np.linspace(-1e-3, 1e-3, 100))
+>>> rows = comparisons([a], {"thm": Bound(1.0, True, "")})
+>>> rows[0]["status"], verdict(rows, {"thm": Bound(1.0, True, "")}, [a], [], no_certificate="")[1]
+('violated', True)
+>>> rows = comparisons([a], {"fit": Bound(1.0, False, "")})
+>>> verdict(rows, {"fit": Bound(1.0, False, "")}, [a], [], no_certificate="a fitted mixture")[1]
+False
 """
 
 from __future__ import annotations

@@ -39,7 +39,8 @@ import theory
 
 from ..runs import AttackSpec, chance_level
 from ..usercode import load_factory
-from .check_config import CHECK_ATTACKS, PRIOR_DATASET, CheckDefenseConfig, CheckDefenseResult, file_hash
+from .check_config import (CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TEST, PRIOR_N_TRAIN, CheckDefenseConfig,
+                           CheckDefenseResult, file_hash)
 from .check_deploy import deploy, noise_warnings, observe, run_attacks
 from .check_encoder import build_encoder, load_weights, module_hash, spec_hash, validate_output
 from .check_verdict import comparisons, verdict
@@ -88,8 +89,8 @@ def _load_data(dataset, seed: int, n_train: int, n_test: int):
     return split, split.meta.get("gmm"), spec(dataset).name, None
 
 
-def prepare_subject(encoder, *, dataset, weights=None, seed: int = 0, n_train: int = 3000,
-                    n_test: int = 1000) -> Subject:
+def prepare_subject(encoder, *, dataset, weights=None, seed: int = 0, n_train: int = PRIOR_N_TRAIN,
+                    n_test: int = PRIOR_N_TEST) -> Subject:
     """Build (or take) the encoder, validate it, load ``weights``; load the data."""
     split, prior, ds_name, ds_hash = _load_data(dataset, seed, n_train, n_test)
     if isinstance(encoder, str):
@@ -135,8 +136,8 @@ def _attack_specs(attacks, attack_epochs: int, opt_steps: int) -> tuple:
 
 
 def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_encoder=None, head=True, epochs=15,
-                         attacks=(), fisher_samples=256, k_per_class=3, n_mc=20000, n_train=3000, n_test=1000,
-                         seed=0) -> CheckDefenseConfig:
+                         attacks=(), fisher_samples=256, k_per_class=3, n_mc=N_MC, n_train=PRIOR_N_TRAIN,
+                         n_test=PRIOR_N_TEST, seed=0) -> CheckDefenseConfig:
     """The configuration (identity) of checking ``subject`` with these settings."""
     if train_encoder is None:  # a factory trains; a module instance or loaded weights are checked as given
         train_encoder = subject.weights is None and not subject.given_module
@@ -195,8 +196,8 @@ def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encod
                          train_encoder: bool | None = None, head: bool = True, out=None, epochs: int = 15,
                          attack_epochs: int = 20, attacks: Sequence = ("decoder", "optimization"), seed: int = 0,
                          device="auto", k_per_class: int = 3, progress: bool = False, opt_steps: int = 200,
-                         fisher_samples: int = 256, n_mc: int = 20000, n_train: int = 3000, n_test: int = 1000,
-                         reuse: bool = True):
+                         fisher_samples: int = 256, n_mc: int = N_MC, n_train: int = PRIOR_N_TRAIN,
+                         n_test: int = PRIOR_N_TEST, reuse: bool = True):
     """:func:`check_defense` returning the stored :class:`empirics.runs.Record` (the CLI's entry point).
 
     With ``out``, the record goes to ``out/records/<key>.json`` and an ``ok`` record of the same

@@ -41,7 +41,8 @@ def add_arguments(p):
                                                           "as given (--weights or no trainable parameters)")
     p.add_argument("--epochs", type=int, default=15, help="training epochs of encoder + head (or the head alone)")
     p.add_argument("--attack-epochs", type=int, default=20, help="training epochs of the decoder attack")
-    p.add_argument("--n-mc", type=int, default=20000, help="Monte-Carlo draws (H(x), Fisher information, departure)")
+    from ..experiments.check_config import N_MC
+    p.add_argument("--n-mc", type=int, default=N_MC, help="Monte-Carlo draws (H(x), Fisher information, departure)")
 
 
 def _plot(res, path):
