@@ -31,6 +31,10 @@ def _ids(paths):
 
 def test_notebooks_found():
     assert NOTEBOOKS, f"no notebooks matching notebooks/[0-9][0-9]_*.py under {ROOT}"
+    # the walkthroughs the README and the issues promise (a deleted or renamed one must fail here)
+    want = {"01_entropy_bounds", "02_hardness_reduction", "03_cem_vs_attacks", "04_check_your_defense",
+            "05_cem_in_your_loop"}
+    assert want <= {p.stem for p in NOTEBOOKS}, sorted(want - {p.stem for p in NOTEBOOKS})
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
