@@ -80,11 +80,15 @@ def _gmm_hash(g) -> str:
 
 
 def _load_data(dataset, seed: int, n_train: int, n_test: int):
-    from ..data import synthetic_mixture
-    from ..registry import load_dataset, spec
+    """(split, known prior or None, dataset name, content hash or None) of a registered name, a
+    user's ``theory.GaussianMixture`` (samples drawn, labels = component) or an in-memory DataSplit."""
+    from ..data import DataSplit, synthetic_mixture
+    from ..registry import fingerprint, load_dataset, register_split, spec
     if isinstance(dataset, theory.GaussianMixture):
         split = synthetic_mixture(n_train, n_test, gmm=dataset, seed=seed)
         return split, dataset, PRIOR_DATASET, _gmm_hash(dataset)
+    if isinstance(dataset, DataSplit):
+        return dataset, dataset.meta.get("gmm"), register_split(dataset), fingerprint(dataset)
     split = load_dataset(dataset, seed=seed)
     return split, split.meta.get("gmm"), spec(dataset).name, None
 
@@ -237,9 +241,10 @@ def check_defense(encoder, *, dataset="digits", noise: float = 0.1, out=None, **
         code.  A factory's encoder is trained with a head under the noise; an ``nn.Module``
         instance is checked as given (``train_encoder=True`` trains it in place).  Lazy layers are
         materialised with one batch.
-    dataset : str or theory.GaussianMixture
-        A registered dataset (``digits``, ``synthetic-mixture``, ``mnist1d``, ``lfw``) or your own
-        known prior: ``n_train + n_test`` samples are drawn from it, labels = component.
+    dataset : str, theory.GaussianMixture or DataSplit
+        A registered dataset (``digits``, ``synthetic-mixture``, ``mnist1d``, ``lfw``), your own
+        known prior (``n_train + n_test`` samples are drawn from it, labels = component), or your
+        own data as an :class:`empirics.data.DataSplit` (identified by its content hash).
     noise : float
         σ of the Gaussian noise on the features (Theorem 2 needs σ > 0).
     encoder_noise : float

@@ -186,3 +186,15 @@ def test_records_are_reused_by_an_identical_run(tmp_path):
         lin.weight.mul_(2)  # other weights: another encoder, another record
     d = check_defense(lin, dataset="synthetic-mixture", noise=0.3, attacks=(), head=False, n_mc=2000, out=tmp_path)
     assert d["key"] != a["key"]
+
+
+def test_your_own_data_split():
+    from empirics.data import ArrayDataset, DataSplit
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (300,), generator=g)
+    x = torch.rand(300, 8, generator=g) * 0.5 + 0.5 * y[:, None].float()
+    split = DataSplit(ArrayDataset(x[:200], y[:200]), ArrayDataset(x[200:], y[200:]), 2, "my-data")
+    res = check_defense(lambda: nn.Linear(8, 4), dataset=split, noise=0.1, epochs=1, attacks=("decoder:epochs=1",),
+                        n_mc=500)
+    assert res["dataset"] == "my-data" and res["config"]["dataset_hash"] and res["n_test"] == 100
+    assert not any(b["rigorous"] for b in res["bounds"].values())  # the law of your data is unknown
