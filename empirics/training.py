@@ -121,7 +121,8 @@ def validate_model_data(model, data: ArrayDataset, *, name: str = "data") -> Non
                 raise ValueError(f"{name}: the encoder cannot process inputs of shape "
                                  f"{tuple(data.input_shape)}: {str(exc).splitlines()[0]}") from None
             try:
-                logits = model.head(model.defend(z, training=False))
+                # a throwaway generator: the dry run must not draw from the caller's global RNG
+                logits = model.head(model.defend(z, training=False, generator=torch.Generator(device=dev)))
             except RuntimeError as exc:
                 raise ValueError(f"model: encoder output of shape {tuple(z.shape[1:])} does not fit the head: "
                                  f"{str(exc).splitlines()[0]}") from None

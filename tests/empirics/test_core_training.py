@@ -97,6 +97,17 @@ def test_global_rng_untouched_and_learns():
     assert len(res.history) == 15 and res.history[-1]["loss"] < res.history[0]["loss"]
 
 
+def test_global_rng_untouched_with_random_defenses():
+    """Noise and dropout draw from the loop's generators only (the dry forward pass of the
+    input check included), never from the caller's global RNG."""
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    m = make_model("synthetic", num_classes=3, input_shape=(6,), bottleneck=4)
+    train(m, _blobs(n=64), epochs=1, batch_size=32, device="cpu", progress=False,
+          defenses=["noise:sigma=0.1", "dropout:p=0.2"])
+    assert torch.equal(before, torch.get_rng_state())
+
+
 def test_checkpoint_resume_identical(tmp_path):
     data = _blobs()
     full = make_model("synthetic", num_classes=3, input_shape=(6,), bottleneck=4)
