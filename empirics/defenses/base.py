@@ -44,7 +44,7 @@ class Step:
     y: Any  # labels, (N,)
     z: Any  # encoder output before any defense transform, (N, ...)
     z_sent: Any  # features after every transform_features: what the server (and attacker) sees
-    logits: Any
+    logits: Any  # None through defend(): the head (and its logits) are the user's
     model: Any  # the DefendedEncoder (encoder, head, defenses, optimizer, encode)
     epoch: int
     step: int

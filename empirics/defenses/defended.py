@@ -16,25 +16,25 @@ features *as sent to the server* — plus three methods your loop calls::
             defended.step()                                   # after the optimizer step
         defended.epoch_end()                                  # CEM's per-epoch refresh
 
-========================  =====================================================================
-your loop                 what the defended encoder does (hooks of :class:`~.base.Defense`)
-========================  =====================================================================
-``defend(...)``           ``attach(defended, optimizer, data=data)`` for each defense, in order
-                          (``tl_freeze`` pre-trains and freezes here; CEM notes the optimizer)
-``defended(x)``,          a *training step*: at the first of an epoch ``on_epoch_start`` (CEM:
-training mode,            mixture estimate, Alg. 1 lines 4–5); then ``z = encoder(x)`` and
-gradients on              ``transform_features(z, training=True)`` chained in list order, with
-                          randomness from the training generator
-``defended(x)``, eval     the deployed features: ``transform_features(z, training=False)``
-mode (or no grad)         (noise and dropout stay on, as deployed), randomness from a separate
-                          generator, so evaluating never changes training; not a step
-``defended.loss(y)``      Σ ``extra_loss(step)`` over the latest training step (CEM, NoPeek,
-                          MixCon/UniCon, ARL's −α·proxy MSE): add it to your loss, once per step
-``defended.step()``       ``after_step(step)`` — after ``optimizer.step()`` (ARL trains its
-                          proxy decoder here)
-``defended.epoch_end()``  ``on_epoch_end(ctx)`` (CEM refits on the epoch's features when they
-                          are cached; else the encoder pass runs at the next epoch's first step)
-========================  =====================================================================
+What each call does (the hooks of :class:`~.base.Defense`):
+
+* ``defend(...)`` — ``attach(defended, optimizer, data=data)`` for each defense, in list order
+  (``tl_freeze`` pre-trains and freezes here; CEM notes the optimizer and the composed noise).
+* ``defended(x)`` in training mode with gradients on — a *training step*: at the first step of an
+  epoch ``on_epoch_start`` (CEM: mixture estimate, Alg. 1 lines 4–5); then ``z = encoder(x)`` and
+  ``transform_features(z, training=True)`` chained in list order, randomness from the training
+  generator.
+* ``defended(x)`` in eval mode — the deployed features (``transform_features(z,
+  training=False)``: noise and dropout stay on, as deployed).  Not a step, and like a
+  training-mode call under ``torch.no_grad()`` (training transforms, not a step) it draws from a
+  separate generator: only training steps use the training generator, so evaluating between
+  steps never changes training.
+* ``defended.loss(y)`` — Σ ``extra_loss(step)`` for the latest training step (CEM, NoPeek,
+  MixCon/UniCon, ARL's −α·proxy MSE): add it to your loss, once per step.
+* ``defended.step()`` — ``after_step(step)``, after ``optimizer.step()`` (ARL trains its proxy
+  decoder here).
+* ``defended.epoch_end()`` — ``on_epoch_end(ctx)`` (CEM refits on the epoch's features when they
+  are cached; otherwise its encoder pass runs at the next epoch's first step).
 
 Parameters owned by defenses are **optimised internally, never by your optimizer**: ARL's proxy
 decoder is created at the first step (on the features' device, from its own seed) and takes one
@@ -200,7 +200,8 @@ class DefendedEncoder(nn.Module):
         if record:
             self._begin_step()
         z = self.encoder(x)
-        z_sent = self.defend(z, training=self.training, generator=self._gen(self.training, z.device))
+        # only training steps draw from the training generator (evaluation never shifts its stream)
+        z_sent = self.defend(z, training=self.training, generator=self._gen(record, z.device))
         if record:
             self._record(x, z, z_sent)
         return z_sent

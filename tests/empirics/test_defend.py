@@ -77,15 +77,17 @@ def test_forward_is_the_features_as_sent_training_and_deployed():
     assert defended.steps == 1
 
 
-def test_evaluating_between_steps_does_not_change_training():
-    """Deployed randomness has its own generator: eval-mode calls between steps leave the
-    training noise, hence the weights, unchanged."""
+@pytest.mark.parametrize("peek", ["eval", "no_grad"])
+def test_evaluating_between_steps_does_not_change_training(peek):
+    """Only training steps draw from the training generator: eval-mode calls, and training-mode
+    calls without gradients, between steps leave the training noise, hence the weights, unchanged."""
     runs = []
-    for peek in (False, True):
+    for look in (False, True):
         defended, head, opt = _setup(["noise:sigma=0.2", "dropout:p=0.2"])
         for _ in range(2):
-            if peek:
-                defended.eval()
+            if look:
+                if peek == "eval":
+                    defended.eval()
                 with torch.no_grad():
                     defended(X[:10])
             _epoch(defended, head, opt)
