@@ -15,13 +15,14 @@ from typing import ClassVar, Optional
 
 from ..runs import AttackSpec, Config, Result, register_kind
 
-__all__ = ["CheckDefenseConfig", "CheckDefenseResult", "file_hash", "CHECK_ATTACKS", "PRIOR_DATASET"]
+__all__ = ["CheckDefenseConfig", "CheckDefenseResult", "file_hash", "CHECK_ATTACKS", "PRIOR_DATASET", "SPLIT_DATASET"]
 
 #: attacks check-defense runs by name (they reconstruct from the deployed features); the exact
 #: Bayes attack ``bayes`` is added by itself whenever the channel's posterior is known
 CHECK_ATTACKS = ("decoder", "gan", "optimization")
-#: the dataset name of a user's own Gaussian-mixture prior (library use; its hash names it)
-PRIOR_DATASET = "gaussian-mixture"
+#: the dataset names of a user's own Gaussian-mixture prior and of a user's own DataSplit (library
+#: use; their content hashes identify them)
+PRIOR_DATASET, SPLIT_DATASET = "gaussian-mixture", "data-split"
 #: hex digits kept of a sha256 content hash
 HASH_DIGITS = 16
 #: samples drawn from a user's Gaussian-mixture prior for training and held-out test (as many as
@@ -83,14 +84,14 @@ class CheckDefenseConfig(Config):
     seed: int = 0
 
     def __post_init__(self):
-        if self.dataset != PRIOR_DATASET:
+        if self.dataset not in (PRIOR_DATASET, SPLIT_DATASET):
             from ..registry import spec
             s = spec(self.dataset)
             if "check-defense" not in s.commands and not s.description.startswith("in-memory"):
                 raise ValueError(f"dataset: check-defense takes {sorted(_check_names())}, got {self.dataset!r}")
             object.__setattr__(self, "dataset", s.name)
         elif not self.dataset_hash:
-            raise ValueError("dataset_hash: a Gaussian-mixture prior needs its content hash")
+            raise ValueError(f"dataset_hash: a {self.dataset} needs its content hash")
         _check_sigma(self.noise, "noise", positive=True)
         _check_sigma(self.encoder_noise, "encoder_noise", positive=False)
         for n in ("epochs", "fisher_samples", "k_per_class", "n_mc", "n_train", "n_test"):

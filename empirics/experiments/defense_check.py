@@ -39,8 +39,8 @@ import theory
 
 from ..runs import AttackSpec, chance_level
 from ..usercode import load_factory
-from .check_config import (CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TEST, PRIOR_N_TRAIN, CheckDefenseConfig,
-                           CheckDefenseResult, file_hash)
+from .check_config import (CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TEST, PRIOR_N_TRAIN, SPLIT_DATASET,
+                           CheckDefenseConfig, CheckDefenseResult, file_hash)
 from .check_deploy import deploy, noise_warnings, observe, run_attacks
 from .check_encoder import build_encoder, load_weights, module_hash, spec_hash, validate_output
 from .check_verdict import comparisons, verdict
@@ -83,12 +83,12 @@ def _load_data(dataset, seed: int, n_train: int, n_test: int):
     """(split, known prior or None, dataset name, content hash or None) of a registered name, a
     user's ``theory.GaussianMixture`` (samples drawn, labels = component) or an in-memory DataSplit."""
     from ..data import DataSplit, synthetic_mixture
-    from ..registry import fingerprint, load_dataset, register_split, spec
+    from ..registry import fingerprint, load_dataset, spec
     if isinstance(dataset, theory.GaussianMixture):
         split = synthetic_mixture(n_train, n_test, gmm=dataset, seed=seed)
         return split, dataset, PRIOR_DATASET, _gmm_hash(dataset)
-    if isinstance(dataset, DataSplit):
-        return dataset, dataset.meta.get("gmm"), register_split(dataset), fingerprint(dataset)
+    if isinstance(dataset, DataSplit):  # not registered: a library call leaves the registry as it was
+        return dataset, dataset.meta.get("gmm"), SPLIT_DATASET, fingerprint(dataset)
     split = load_dataset(dataset, seed=seed)
     return split, split.meta.get("gmm"), spec(dataset).name, None
 
@@ -187,7 +187,7 @@ def run_check(subject: Subject, cfg: CheckDefenseConfig, ctx: RunContext) -> Che
 
 @runner("check-defense")
 def _run_config(cfg: CheckDefenseConfig, ctx: RunContext) -> Outcome:
-    if cfg.dataset == PRIOR_DATASET or cfg.encoder.startswith("<"):
+    if cfg.dataset in (PRIOR_DATASET, SPLIT_DATASET) or cfg.encoder.startswith("<"):
         raise ValueError("config: this check-defense configuration names a library object (a module, a callable or "
                          "a Gaussian-mixture prior); run it with empirics.experiments.check_defense")
     subject = prepare_subject(cfg.encoder, dataset=cfg.dataset, weights=cfg.weights, seed=cfg.seed)

@@ -196,5 +196,7 @@ def test_your_own_data_split():
     split = DataSplit(ArrayDataset(x[:200], y[:200]), ArrayDataset(x[200:], y[200:]), 2, "my-data")
     res = check_defense(lambda: nn.Linear(8, 4), dataset=split, noise=0.1, epochs=1, attacks=("decoder:epochs=1",),
                         n_mc=500)
-    assert res["dataset"] == "my-data" and res["config"]["dataset_hash"] and res["n_test"] == 100
+    assert res["dataset"] == "data-split" and res["config"]["dataset_hash"] and res["n_test"] == 100
+    from empirics.registry import DATASETS
+    assert "my-data" not in DATASETS  # the library call leaves the registry alone
     assert not any(b["rigorous"] for b in res["bounds"].values())  # the law of your data is unknown
