@@ -11,10 +11,10 @@ pairs:
   :math:`L_j^{-1}(\mu_i-\mu_j)`.  O(K d³ + K² d²) time, O(K d²) memory (the K inverses).
 * **lower bounds** (ELK; Kolchinsky–Tracey with D = Chernoff-α) need one d×d matrix per pair
   :math:`S_\beta = (1-\beta)\Sigma_i + \beta\Sigma_j`.  For a few β: a Cholesky factorisation
-  per pair and β, batched in blocks of at most :data:`CHUNK_BYTES`
-  (:func:`cholesky_pairs`).  For an α grid: one tridiagonal reduction per pair, after which
-  every β costs O(d) (:func:`tridiagonal_pairs`).  The pair (j, i) at α is the pair (i, j) at
-  1 − α, so only i < j is computed.  ELK's kernel :math:`\mathcal N(\mu_i;\mu_j,\Sigma_i+\Sigma_j)`
+  per pair and β, in place in one d×d buffer (:func:`cholesky_pairs`; O(d²) memory).  For an
+  α grid: one tridiagonal reduction per pair, after which every β costs O(d)
+  (:func:`tridiagonal_pairs`).  The pair (j, i) at α is the pair (i, j) at 1 − α, so only i < j
+  is computed.  ELK's kernel :math:`\mathcal N(\mu_i;\mu_j,\Sigma_i+\Sigma_j)`
   is :math:`S_{1/2}` scaled by 2.
 * **declared structure** (never guessed): diagonal covariances and covariances
   :math:`s_i\Sigma` sharing one matrix reduce to O(K d + K² d) after at most one
@@ -36,7 +36,7 @@ from ._validate import TILE, check_psd, symmetrise_into
 LOG_2PI = math.log(2.0 * math.pi)
 LOG_2PI_E = math.log(2.0 * math.pi * math.e)
 
-#: largest temporary block (bytes) built by the batched pair and sample routines
+#: largest temporary block (bytes) built by the blocked routines (Monte Carlo, diagonal KL)
 CHUNK_BYTES = 1 << 26
 #: an α grid needing at least this many distinct β in (0, 1) uses the tridiagonal route
 #: (measured at d = 512: sygst + sytrd per pair ≈ 7 Cholesky factorisations)
