@@ -190,6 +190,8 @@ def readme_table() -> str:
              "| --- | --- | --- | " + " | ".join("---" for _ in cmds) + " |"]
     for n in sorted(DATASETS):
         s = DATASETS[n]
+        if not s.commands:  # in-memory splits registered by library users
+            continue
         alias = f" (alias `{'`, `'.join(s.aliases)}`)" if s.aliases else ""
         lines.append(f"| `{n}`{alias} | {s.description} | `{s.preset}` | "
                      + " | ".join("yes" if c in s.commands else "–" for c in cmds) + " |")

@@ -87,11 +87,19 @@ def deploy(subject, cfg, ctx: RunContext, warnings: list):
         train(model, split.train, epochs=cfg.epochs, batch_size=HEAD_BATCH, lr=HEAD_LR, defenses=[noise],
               seed=cfg.seed, device=dev, progress=ctx.progress)
         acc = float(evaluate(model, split.test, seed=cfg.seed)["accuracy"])
-        why = near_chance(acc, chance_level(split.test.y.numpy()), len(split.test))
+        chance = chance_level(split.test.y.numpy())
+        why = near_chance(acc, chance, len(split.test))
         if why:
             warnings.append(f"near chance: {why} — privacy at chance accuracy says little about a useful encoder")
+        elif acc < chance + WEAK_FRACTION * (1 - chance):
+            warnings.append(f"weak model: test accuracy {acc:.3f} is less than halfway from chance ({chance:.3f}) to "
+                            f"1 — significantly above chance, but bounds and attacks describe a barely useful encoder")
     model.eval()
     return model, acc, dev
+
+
+#: below chance + WEAK_FRACTION·(1 − chance) a significantly-above-chance model is still called weak
+WEAK_FRACTION = 0.5
 
 
 def noise_warnings(subject, cfg, warnings: list) -> float:
