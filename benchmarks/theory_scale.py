@@ -15,7 +15,8 @@ bounds adds 0.1·I to be positive definite):
 
 Columns: ``ours_s`` / ``direct_s`` wall-clock seconds, one run each (the direct implementation
 is the formula typed in with numpy: ``numpy.linalg.inv`` / ``slogdet`` / ``cholesky`` per
-component or pair, flattened products for the traces); ``ratio`` = ours / direct; ``ours_MB`` /
+component or pair, flattened products for the traces; it validates nothing, while ours checks
+every input at the boundary); ``ratio`` = ours / direct; ``ours_MB`` /
 ``direct_MB`` = peak of the memory *traced by tracemalloc* during the call (numpy reports its
 arrays and temporaries to tracemalloc; the inputs, the interpreter and BLAS workspace are not
 counted); ``agree`` = |ours − direct| / max(1, |direct|).  At the end a fresh process computes
@@ -227,7 +228,8 @@ def d_entropy_mc(g, n, rng):
 
 def measure(fn):
     """(value, seconds, peak traced MB).  One run under tracemalloc gives the memory; calls shorter
-    than 1 s are timed again without tracing (median of 3: tracemalloc slows small allocations)."""
+    than 1 s are timed again without tracing (median of 3, of 9 below 0.1 s: tracemalloc slows
+    small allocations, and short calls are noisy on a shared machine)."""
     gc.collect()
     tracemalloc.start()
     tracemalloc.reset_peak()
@@ -238,7 +240,7 @@ def measure(fn):
     tracemalloc.stop()
     if t < 1.0:
         ts = []
-        for _ in range(3):
+        for _ in range(3 if t > 0.1 else 9):
             t0 = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)
@@ -348,11 +350,13 @@ def rows_for(d, K, chol_s, budget, mem_gb):
                   if k in theory.ENTROPY_BOUNDS},
          lambda: d_all_grid(gmm().weights, gmm().means, gmm().covs)),
     ]
-    for name, must_run, eq_ours, eq_direct, gb, ours, direct in out + ent:
+    # the instance is built before the timed calls (setup), never inside them
+    rows = [(r, data) for r in out] + [(r, gmm) for r in ent]
+    for (name, must_run, eq_ours, eq_direct, gb, ours, direct), setup in rows:
         est_o, est_d = eq_ours * chol_s, eq_direct * chol_s
         run_o = bool(must_run) or (est_o <= budget and gb <= mem_gb)
         run_d = direct is not None and (est_d <= max(budget, 3 * est_o if must_run else 0)) and gb <= mem_gb
-        yield name, run_o, run_d, est_o, est_d, gb, ours, direct
+        yield name, run_o, run_d, est_o, est_d, gb, setup, ours, direct
 
 
 def table(args):
@@ -365,11 +369,13 @@ def table(args):
     for d in args.dims:
         chol_s = chol_seconds(d)
         for K in args.ks:
-            for name, run_o, run_d, est_o, est_d, gb, ours, direct in rows_for(d, K, chol_s, args.budget_s, mem_gb):
+            for name, run_o, run_d, est_o, est_d, gb, setup, ours, direct in rows_for(d, K, chol_s, args.budget_s,
+                                                                                     mem_gb):
                 if not run_o:
                     why = f"est. {est_o:.0f} s > budget" if est_o > args.budget_s else f"est. {gb:.1f} GB > limit"
                     print(f"{d:5d} {K:4d}  {name:38s} skipped ({why})")
                     continue
+                setup()
                 vo, to, mo = measure(ours)
                 line = f"{d:5d} {K:4d}  {name:38s} {to:8.3f} {mo:8.1f}"
                 row = {"d": d, "K": K, "bound": name, "ours_s": to, "ours_MB": mo}

@@ -151,12 +151,12 @@ def _scatter_logdet(w, mu, diag_cov):
 
 
 def _upper_parts(weights, means, covs, noise_cov, structure, *, huber=True, kl=True, maxent=True):
-    """Upper bounds on I(z; ẑ) in nats, those asked for (see :func:`mutual_information_upper_bounds`).
+    r"""Upper bounds on I(z; ẑ) in nats, those asked for (see :func:`mutual_information_upper_bounds`).
 
     Validates everything once.  The mixture bounds (huber, kl) check every component covariance
-    positive semidefinite (one factorisation each); the max-entropy bound needs no mixture
-    assumption, only Cov ẑ, so alone it checks each component for symmetry and the covariance of
-    ẑ they imply for semidefiniteness (one factorisation in all).
+    symmetric and positive semidefinite (one factorisation each); the max-entropy bound needs no
+    mixture assumption, only :math:`\operatorname{Cov}\hat z`, so alone it checks that matrix
+    (symmetric, positive semidefinite: one factorisation in all), not each component.
     """
     mixture = huber or kl
     if structure not in STRUCTURES:
@@ -172,16 +172,16 @@ def _upper_parts(weights, means, covs, noise_cov, structure, *, huber=True, kl=T
         ld_p = float(logdet_chol(Ln))
         if mixture:
             logdets, KL = pw.full_components(mu if mu is not None else np.zeros((K, k)), cv, cn, kl=kl, psd=True)
-        else:
-            for j in range(K):
-                check_symmetric_only(cv[j], f"covs[{j}]")
         if maxent:
             S = np.tensordot(w, cv, axes=1)
             dm = mu - w @ mu
+            name = "the covariance of ẑ, Σ_i w_i(covs[i] + μ_iμ_iᵀ) − μ̄μ̄ᵀ,"
+            if not mixture:       # alone: the bound uses only Cov ẑ, so that is what is checked
+                check_symmetric_only(S, "Σ_i w_i covs[i]")
             czhat = 0.5 * (S + S.T) + (w[:, None] * dm).T @ dm
             czhat = 0.5 * (czhat + czhat.T)
             if not mixture:
-                check_psd(czhat, "the covariance of ẑ, Σ_i w_i(covs[i] + μ_iμ_iᵀ) − μ̄μ̄ᵀ,")
+                check_psd(czhat, name)
             ld_z = float(logdet_chol(cholesky(czhat + cn, "covariance of z")))
     else:
         if structure == "diag":
@@ -336,8 +336,8 @@ def conditional_entropy_lower_bound(h_x, weights, means, covs, noise_cov, method
     :func:`mutual_information_upper_bounds`: ``"huber"`` reproduces Theorem 2 exactly,
     ``"kl"`` is never looser, ``"maxent"`` needs no mixture assumption, ``"best"`` takes the
     tightest. ``means`` may be ``None`` for ``"huber"``.  Only the bound asked for is computed:
-    ``"maxent"`` alone makes no mixture assumption, so it checks each component for symmetry and
-    the covariance of ẑ they imply for semidefiniteness (one factorisation, not one per component).
+    ``"maxent"`` alone makes no mixture assumption, so it checks the covariance of ẑ it uses
+    (symmetric, positive semidefinite), not each component.
 
     Assumptions: :math:`\hat z = f(x)` deterministic, distributed as the given mixture (the
     bound is an *estimate* when the mixture is fitted), ``h_x`` is the true H(x) or a lower bound.

@@ -379,7 +379,9 @@ def mixture_entropy_bounds(gmm: GaussianMixture, alphas=None, base=None, *, whic
     g = _as_gmm(gmm)
     names = _which(which)
     a = _alphas(alphas)
-    keep = g.weights > 0
+    keep = g.weights > 0                       # empty components drop out of every bound
+    if keep.all():
+        keep = slice(None)                     # no copies of the (K, d, d) arrays
     w, means, covs = g.weights[keep], g.means[keep], g.covs[keep]
     chols, logdets = g._chols[keep], g._logdets[keep]
     d = g.dim

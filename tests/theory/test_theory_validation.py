@@ -169,8 +169,8 @@ def test_estimate_is_frozen_dataclass():
 
 
 def test_maxent_alone_checks_the_covariance_it_uses():
-    """The max-entropy bound needs no mixture assumption: alone it checks Cov ẑ, not each component;
-    the mixture bounds check each component (DESIGN.md §3)."""
+    """The max-entropy bound needs no mixture assumption: alone it checks Cov ẑ (symmetric, PSD), not
+    each component; the mixture bounds check each component (DESIGN.md §3)."""
     odd = np.array([[1.0, 0.0], [0.0, -0.2]])                    # not a covariance
     w, mu = [0.5, 0.5], [[0.0, 0.0], [0.0, 2.0]]                # spread 1 along the second axis
     u = theory.conditional_entropy_lower_bound(0.0, w, mu, [I2, odd], I2, method="maxent")
@@ -180,5 +180,7 @@ def test_maxent_alone_checks_the_covariance_it_uses():
         theory.conditional_entropy_lower_bound(0.0, w, mu, [I2, odd], I2, method="huber")
     with pytest.raises(ValueError, match="the covariance of ẑ.*must be positive semidefinite"):
         theory.conditional_entropy_lower_bound(0.0, w, [[0.0, 0.0]] * 2, [I2, -3 * I2], I2, method="maxent")
-    with pytest.raises(ValueError, match=r"covs\[0\] must be symmetric"):
+    with pytest.raises(ValueError, match=r"Σ_i w_i covs\[i\] must be symmetric"):
         theory.conditional_entropy_lower_bound(0.0, w, mu, [NONSYM, I2], I2, method="maxent")
+    with pytest.raises(ValueError, match=r"covs\[0\] must be symmetric"):
+        theory.conditional_entropy_lower_bound(0.0, w, mu, [NONSYM, I2], I2, method="kl")
