@@ -25,10 +25,12 @@ from ..report import Section
 
 __all__ = ["add_arguments", "run", "verify_args", "PSNR_THRESHOLD"]
 
-#: decoder PSNR (dB) an undefended digits model must allow at --quick / full size.  Derived from the
-#: spread over seeds 0-19 (benchmarks/attack_threshold.py): mean − 4 standard deviations, so a
-#: correct implementation fails at a rate far below 1e-3 (Gaussian tail 3e-5).
-PSNR_THRESHOLD = {True: None, False: None}
+#: decoder PSNR (dB) an undefended digits model must allow, keyed by --quick.  Derived from the spread
+#: over seeds 0-19 (benchmarks/attack_threshold.py): mean − 4 sample standard deviations, so a correct
+#: implementation fails at a rate of about 3e-5 per run under a normal model of the seed spread.
+#: --quick: mean 25.166 dB, sd 0.240 dB, min 24.738 dB over 20 seeds -> 24.21 dB (20/20 pass).
+#: None = not derived: the check is not made (a threshold is never guessed).
+PSNR_THRESHOLD = {True: 24.21, False: None}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
