@@ -119,8 +119,8 @@ def _dry_run(spec, cells, records, args) -> Section:
                     f"machine, training only).")
     sec.description = (
         f"Each cell asks for num_cpus = {spec.num_cpus:g}, num_gpus = {spec.num_gpus:g} (Ray task / SLURM array task). "
-        f"est_hours = median time of one training step of the cell's model (random inputs of the dataset's shape, "
-        f"its feature-space defenses, cross-entropy, backward, optimiser step) on this machine's {basis['device']} × "
+        f"est_hours = median time of one training step of the cell's model architecture (random inputs of the "
+        f"dataset's shape, cross-entropy, backward, optimiser step) on this machine's {basis['device']} × "
         f"ceil(n_train / batch size) × epochs: training only — attacks, CEM's mixture fits and extra loss, data "
         f"loading and evaluation are not counted. An estimate from this machine, not a measurement of the sweep."
         + (f" Keys of cells on {', '.join(need_data)} include the data's content hash: pass --data-root to see them "
@@ -185,7 +185,6 @@ def _execute(spec, cells, records, args, ex: str) -> tuple[Section, dict]:
             info["ray"] = E.run_ray(tasks, address=args.address, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus,
                                     workers=workers, records=out / "records", tally=tally)
     except KeyboardInterrupt:
-        c = tally.counts()
         print(f"\nsweep interrupted: {len(tally.results)} of {len(tasks)} cells finished in this run (records kept); "
               f"cells in flight are lost — the same command runs the remaining ones", flush=True)
         raise
@@ -230,7 +229,7 @@ def run(args):
         first = [sec]
         records = store.records([c.config for c in cells])
     summ = _summary(spec, cells, records, f"Sweep {spec.name}: {spec.experiment}, {len(cells)} cells")
-    if running and not ex.startswith("slurm"):
+    if (running and not ex.startswith("slurm")) or args.collect:
         n_err = summ.data["counts"]["error"]
         summ.add("no cell ended in error", f"{len(cells)} cells", n_err, 0, -n_err, n_err == 0,
                  note="errors are recorded with their message (table 'cells'); a rerun retries them",

@@ -1,9 +1,9 @@
 """``--dry-run``: an estimate of a sweep's device-hours from timed training steps on this machine.
 
-For each distinct model of the sweep (dataset, preset, bottleneck, defenses, batch size) one
-training step — forward through the split model with its feature-space defenses, cross-entropy,
-backward, optimiser step — on random inputs of the dataset's shape is timed on the chosen device
-(median of ``steps`` after one warm-up step).  A cell's estimate is
+For each distinct model architecture of the sweep (dataset, preset, bottleneck, batch size,
+optimiser) one training step — forward through the split model with the feature-space defenses of
+its first cell, cross-entropy, backward, optimiser step — on random inputs of the dataset's shape
+is timed on the chosen device (median of ``steps`` after one warm-up step).  A cell's estimate is
 
     t_step × ceil(n_train / batch_size) × epochs
 
@@ -78,8 +78,9 @@ def estimate_hours(cells, *, device="auto", data_root=None, steps: int = 3) -> t
         if t.dataset not in shapes:
             shapes[t.dataset] = dataset_shape(t.dataset, data_root)
         shape, ncls, ntrain = shapes[t.dataset]
-        # defense *names*: their parameters (σ, λ ...) do not change a plain step's cost
-        mk = (t.dataset, t.preset, t.bottleneck, t.batch_size, t.optimizer, tuple(d.name for d in t.defenses))
+        # one timing per model architecture: a plain step's cost hardly depends on the defense stack
+        # (their extra losses are not in it anyway)
+        mk = (t.dataset, t.preset, t.bottleneck, t.batch_size, t.optimizer)
         if mk not in per_model:
             per_model[mk] = time_training_step(t, shape, ncls, device=device, steps=steps)
         hours.append(per_model[mk] * math.ceil(ntrain / t.batch_size) * t.epochs / 3600.0)
@@ -89,7 +90,6 @@ def estimate_hours(cells, *, device="auto", data_root=None, steps: int = 3) -> t
         import torch
         name = f"cuda ({torch.cuda.get_device_name(dev)})"
     basis = {"device": name, "models_timed": len(per_model), "steps_timed": steps,
-             "step_seconds": {f"{k[0]}/{k[1]} batch {k[3]} [{' + '.join(k[5]) or 'no defense'}]": v
-                              for k, v in per_model.items()},
+             "step_seconds": {f"{k[0]}/{k[1]} batch {k[3]} {k[4]}": v for k, v in per_model.items()},
              "datasets": {k: {"input_shape": list(v[0]), "classes": v[1], "n_train": v[2]} for k, v in shapes.items()}}
     return hours, basis

@@ -129,6 +129,8 @@ def run_ray(tasks: list[dict], *, address: str | None, num_cpus: float, num_gpus
     from ..store import RecordStore
     from .worker import run_cell
 
+    if not tasks:
+        return {}
     import logging
     kw = dict(log_to_driver=False, logging_level=logging.WARNING)
     if not address:
@@ -153,9 +155,10 @@ def run_ray(tasks: list[dict], *, address: str | None, num_cpus: float, num_gpus
                 t = refs[r]
                 try:
                     res = ray.get(r)
-                except Exception as exc:  # the worker process died (not an error of the cell: those are records)
-                    print(f"cell {t['key']} {t['label']}: the Ray worker died ({type(exc).__name__}); no record — "
-                          "rerun the same command to run it", file=sys.stderr, flush=True)
+                except Exception as exc:  # the worker died, or the task could not start (a cell's own errors are
+                    first = (str(exc).strip().splitlines() or [""])[-1][:200]  # records, not exceptions)
+                    print(f"cell {t['key']} {t['label']}: no record — the Ray task failed ({type(exc).__name__}: "
+                          f"{first}); rerun the same command to run it", file=sys.stderr, flush=True)
                     continue
                 if store.get(res["key"]) is None:  # the worker's file system is not ours
                     store.put(Record.validate(res["record"]))
@@ -230,7 +233,6 @@ _FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NO
 def job_states(state: dict, keys) -> dict:
     """``key -> job state`` for the given cells' last submitted jobs (SLURM: sacct via submitit;
     local: whether the job's process is alive)."""
-    import submitit
     out = {}
     folder = state.get("folder")
     for k in keys:
@@ -247,6 +249,7 @@ def job_states(state: dict, keys) -> dict:
                 out[k] = "RUNNING"
         else:
             try:
+                import submitit
                 out[k] = str(submitit.SlurmJob(folder, jid).state).split()[0].upper()
             except Exception:  # sacct unreachable
                 out[k] = "UNKNOWN"

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXPERIMENTS", "PARAMS", "SweepSpec", "load_spec", "parse_spec", "expand", "Cell"]
+__all__ = ["EXPERIMENTS", "PARAMS", "SweepSpec", "load_spec", "parse_spec", "expand", "Cell", "short_label"]
 
 EXPERIMENTS = ("entropy-vs-mse", "defense-table", "train")
 
@@ -111,7 +111,30 @@ class Cell:
         return self.config.key()
 
     def label(self) -> str:
-        return self.config.label()
+        return short_label(self.config)
+
+
+def _short_defense(d) -> str:
+    """``noise:sigma=0.1``; CEM by its weight (and objective when not the paper's)."""
+    p = dict(d.params)
+    if d.name == "cem":
+        return f"cem:lam={p.get('lam'):g}" + (f",objective={p['objective']}" if p.get("objective") not in
+                                                (None, "paper") else "")
+    return str(d)
+
+
+def short_label(cfg) -> str:
+    """A one-line description of a cell for progress lines and tables (the key is its identity)."""
+    t = cfg.train
+    if cfg.kind == "entropy-vs-mse":
+        return cfg.label()
+    if cfg.kind == "defense-table":
+        sig = [dict(d.params).get("sigma") for d in t.defenses if d.name == "noise"]
+        return (f"{t.dataset} {cfg.baseline}" + (f" + CEM λ={cfg.lam:g}" if cfg.cem else "")
+                + (f" σ={sig[0]:g}" if sig else "") + f" seed {t.seed}")
+    defs = " + ".join(_short_defense(d) for d in t.defenses) or "no defense"
+    return f"{t.dataset} [{defs}] seed {t.seed}" + (f" → {','.join(a.name for a in cfg.attacks)}"
+                                                    if cfg.attacks else "")
 
 
 def _toml_loads(text: str) -> dict:
