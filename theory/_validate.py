@@ -277,6 +277,20 @@ def check_psd(m: np.ndarray, name: str, work: np.ndarray | None = None) -> None:
                          f"{float(np.min(ev)):.3g}")
 
 
+def check_psd_batch(m: np.ndarray, name: str) -> None:
+    """:func:`check_psd` for a batch (K, d, d) of symmetric matrices in one batched factorisation
+    (for many small matrices); the error names the first failing component."""
+    tau = PSD_RTOL * np.maximum(1.0, np.sqrt(np.einsum("kij,kij->k", m, m)))
+    work = m + tau[:, None, None] * np.eye(m.shape[-1])
+    try:
+        np.linalg.cholesky(work)
+    except np.linalg.LinAlgError:
+        i = _first_failure(work)
+        ev = np.linalg.eigvalsh(m[i])
+        raise ValueError(f"{name}[{i}] must be positive semidefinite; got smallest eigenvalue "
+                         f"{float(np.min(ev)):.3g}") from None
+
+
 def as_cov(c, name: str, dim: int | None = None, *, batch: bool = False, psd: bool = False,
            return_chol: bool = False):
     """Symmetric positive-definite (``psd=True``: semidefinite) covariance, shape (d, d) or (K, d, d).

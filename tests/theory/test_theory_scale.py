@@ -123,14 +123,15 @@ def _close(new, old):
 
 # --- new == old on random instances (issue 13, "Must show") ---------------------------------------
 
-hard_mixtures = gaussian_mixtures(dim=st.integers(1, 64), n_components=st.integers(1, 4), mean_scale=2.0,
+# d up to 96: both the batched (d ≤ theory._pairwise.BATCH_DIM = 64) and the per-component routes
+hard_mixtures = gaussian_mixtures(dim=st.integers(1, 96), n_components=st.integers(1, 4), mean_scale=2.0,
                                   min_eig=1e-6, max_eig=1.0, log_uniform=True, coincident=True)
 
 
 @pytest.mark.parametrize("route", ["cholesky", "tridiagonal"])
 @given(g=hard_mixtures, alphas=st.sampled_from([None, "grid", (0.3,), (0.0, 0.25, 1.0)]))
 def test_entropy_bounds_agree_with_old_implementation(route, g, alphas):
-    """Every bound of mixture_entropy_bounds = the old implementation to 1e-10 relative, d ≤ 64,
+    """Every bound of mixture_entropy_bounds = the old implementation to 1e-10 relative, d ≤ 96,
     condition numbers up to 1e6, coincident components; both pair routes for the lower bounds."""
     threshold = 10**9 if route == "cholesky" else 0
     with mock.patch.object(pw, "TRIDIAGONAL_MIN_BETAS", threshold):
@@ -147,10 +148,10 @@ def test_entropy_bounds_agree_with_old_implementation(route, g, alphas):
 
 @st.composite
 def pushforward_instances(draw):
-    """ẑ = A x + c for a mixture x in d ≤ 16 and k ≤ 64 outputs: singular covariances when k > d."""
+    """ẑ = A x + c for a mixture x in d ≤ 16 and k ≤ 96 outputs: singular covariances when k > d."""
     g = draw(gaussian_mixtures(dim=st.integers(1, 16), n_components=st.integers(1, 4), mean_scale=2.0,
                                min_eig=1e-6, max_eig=1.0, log_uniform=True, coincident=True))
-    k = draw(st.integers(1, 64))
+    k = draw(st.integers(1, 96))
     A = np.asarray(draw(st.lists(st.floats(-1, 1), min_size=k * g.dim, max_size=k * g.dim))).reshape(k, g.dim)
     noise = draw(spd_matrices(k, 0.05, 2.0))
     return g, A, noise
@@ -196,6 +197,47 @@ def test_chernoff_at_an_asymmetric_alpha_by_hand(route, first_ill_conditioned):
         got = theory.mixture_entropy_bounds(g, alphas=[a], which="chernoff_lower")["chernoff_lower"]
     assert abs(got - want) < 1e-12
     assert abs(C[0, 1] - C[1, 0]) > 1e-3          # the test can tell the two directions apart
+
+
+def _overlapping_instance(d, K=3, seed=8):
+    """K components in d dims that overlap (every KL between them ~1 nat), rank-8 covariances."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(d, 8)) / math.sqrt(8)
+    G = base[None] + 0.02 * rng.normal(size=(K, d, 8))
+    covs = G @ np.swapaxes(G, 1, 2)
+    means = 0.02 * rng.normal(size=(K, d))
+    return rng.dirichlet(np.full(K, 3.0)), means, covs, theory.random_spd(rng, d, 0.5, 1.5)
+
+
+@pytest.mark.parametrize("d", [80, 300])
+def test_per_component_and_tiled_routes_agree_with_old_implementation(d):
+    """Above BATCH_DIM = 64 the components are factorised one by one, above 256 the symmetry checks
+    and copies are tiled: both against the old implementation (1e-10 relative) on overlapping
+    components (so the KL and Chernoff terms matter: asserted), with inputs asymmetric by 1e-12
+    relative (inside the tolerance; both routes use ½(M + Mᵀ))."""
+    w, means, covs, noise = _overlapping_instance(d)
+    covs = covs + 1e-12 * np.triu(np.ones((d, d)), 1)            # asymmetric within tolerance
+    new = theory.mutual_information_upper_bounds(w, means, covs, noise)
+    old = old_mutual_information_upper_bounds(w, means, covs, noise)
+    assert not {k: (new[k], old[k]) for k in old if not _close(new[k], old[k])}
+    assert new["kl"] < new["huber"] - 0.05
+    sym = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+    g = theory.GaussianMixture(w, means, sym + noise)
+    new = theory.mixture_entropy_bounds(g, alphas=[0.3, 0.5])
+    old = old_mixture_entropy_bounds(g.weights, g.means, g.covs, [0.3, 0.5])
+    keys = ("huber_upper", "kl_upper", "elk_lower", "chernoff_lower")
+    assert not {k: (new[k], old[k]) for k in keys if not _close(new[k], old[k])}
+    assert new["chernoff_lower"] < new["huber_upper"] - 0.05
+
+
+@pytest.mark.parametrize("d", [80, 300])
+def test_asymmetry_found_in_any_tile(d):
+    w, means, covs, noise = _overlapping_instance(d)
+    covs[2, 1, d - 2] += 1e-3 * np.abs(covs[2]).max()             # far from the diagonal tile
+    with pytest.raises(ValueError, match=r"covs\[2\] must be symmetric"):
+        theory.mutual_information_upper_bounds(w, means, covs, noise)
+    with pytest.raises(ValueError, match=r"covs\[2\] must be symmetric"):
+        theory.GaussianMixture(w, means, covs + noise)
 
 
 # --- declared structures: the fast paths equal the full route ---------------------------------
