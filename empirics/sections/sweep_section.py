@@ -102,13 +102,13 @@ def _summary(spec, cells, records, title: str, key: str = "sweep") -> Section:
 
 def _dry_run(spec, cells, records, args) -> Section:
     from ..sweep.estimate import estimate_hours
-    from ..sweep.spec import datasets
     from .. import registry
+    from ..sweep.spec import datasets
     hours, basis = estimate_hours(cells, device=args.device, data_root=args.data_root)
     need_data = [n for n in datasets(spec) if registry.spec(n).needs_root and args.data_root is None]
     rows = []
     for i, (c, r, h) in enumerate(zip(cells, records, hours)):
-        key = f"(needs --data-root)" if c.config.train.dataset in need_data else c.key
+        key = "(needs --data-root)" if c.config.train.dataset in need_data else c.key
         rows.append({"#": i + 1, "key": key, "cell": c.label(), "done": (r.status if r else "no"),
                      "num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus, "epochs": c.config.train.epochs,
                      "est_hours": h})
@@ -148,6 +148,14 @@ def _status(spec, cells, records, args) -> Section:
     return sec
 
 
+def _cuda_devices(device) -> int:
+    """CUDA devices local workers can share out (0 unless --device is auto or cuda)."""
+    if not (str(device) == "auto" or str(device).startswith("cuda")):
+        return 0
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def _execute(spec, cells, records, args, ex: str) -> tuple[Section, dict]:
     from ..sweep import executors as E
     from ..sweep.worker import make_task
@@ -155,10 +163,21 @@ def _execute(spec, cells, records, args, ex: str) -> tuple[Section, dict]:
     out = Path(args.out)
     todo = [c for c, r in zip(cells, records) if r is None or r.status == "error"]
     cpus = max(1, math.ceil(spec.num_cpus))
+    gpus = None
     if ex == "local":
-        workers = args.workers or max(1, available_cores() // cpus)
+        n_dev = _cuda_devices(args.device) if spec.num_gpus > 0 else 0
+        per = max(1, math.ceil(spec.num_gpus))
+        workers = args.workers or (max(1, n_dev // per) if n_dev else max(1, available_cores() // cpus))
         threads = args.threads or threads_for(workers)
         how = f"local: {workers} worker processes × {threads} torch thread(s)"
+        if n_dev:
+            import os
+
+            from ..sweep.worker import gpu_groups
+            visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+            gpus = gpu_groups(visible[:n_dev] if len(visible) >= n_dev else [str(i) for i in range(n_dev)], per,
+                              workers)
+            how += f", GPUs per worker: {', '.join(gpus)}"
     else:
         workers, threads = args.workers, args.threads or max(1, math.floor(spec.num_cpus))
         how = f"{ex}: one task per cell, num_cpus = {spec.num_cpus:g}, num_gpus = {spec.num_gpus:g}, {threads} thread(s)"
@@ -180,7 +199,7 @@ def _execute(spec, cells, records, args, ex: str) -> tuple[Section, dict]:
     tally = E.Tally(len(tasks))
     try:
         if ex == "local":
-            E.run_local(tasks, workers=workers, tally=tally)
+            E.run_local(tasks, workers=workers, tally=tally, gpus=gpus)
         else:
             info["ray"] = E.run_ray(tasks, address=args.address, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus,
                                     workers=workers, records=out / "records", tally=tally)

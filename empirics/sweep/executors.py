@@ -60,8 +60,9 @@ class Tally:
 
 # ----------------------------------------------------------------------------- local
 
-def run_local(tasks: list[dict], *, workers: int, tally: Tally) -> None:
-    """Run ``tasks`` on a pool of ``workers`` processes; every finished cell goes to ``tally``."""
+def run_local(tasks: list[dict], *, workers: int, tally: Tally, gpus: list[str] | None = None) -> None:
+    """Run ``tasks`` on a pool of ``workers`` processes; every finished cell goes to ``tally``.
+    ``gpus``: each worker's ``CUDA_VISIBLE_DEVICES`` (see :func:`empirics.sweep.worker.gpu_groups`)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -70,8 +71,14 @@ def run_local(tasks: list[dict], *, workers: int, tally: Tally) -> None:
 
     if not tasks:
         return
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=init_worker, initargs=(os.getpid(),))
+    ctx = multiprocessing.get_context("spawn")
+    n = min(workers, len(tasks))
+    queue = None
+    if gpus:
+        queue = ctx.Queue()
+        for g in gpus[:n]:
+            queue.put(g)
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(), queue))
     futs = {pool.submit(run_cell, t): t for t in tasks}
     try:
         pending = set(futs)

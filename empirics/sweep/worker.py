@@ -25,7 +25,7 @@ import socket
 import time
 from pathlib import Path
 
-__all__ = ["make_task", "run_cell", "init_worker"]
+__all__ = ["make_task", "run_cell", "init_worker", "gpu_groups"]
 
 
 def make_task(cell, out, *, threads: int, device: str = "auto", data_root=None, keep_checkpoints: bool = False) -> dict:
@@ -78,12 +78,29 @@ def run_cell(task: dict) -> dict:
             "ran": not before, "host": socket.gethostname(), "pid": os.getpid(), "record": rec.to_dict()}
 
 
-def init_worker(driver_pid: int | None = None) -> None:
-    """Process-pool initializer: leave Ctrl-C to the driver, and die with it (Linux).
+def gpu_groups(devices: list[str], per_worker: int, workers: int) -> list[str]:
+    """``CUDA_VISIBLE_DEVICES`` of each local worker: disjoint groups of ``per_worker`` of the
+    ``devices`` (ids as the driver sees them), reused round-robin when workers outnumber groups.
+
+    >>> gpu_groups(["0", "1", "2", "3"], 2, 2)
+    ['0,1', '2,3']
+    >>> gpu_groups(["5"], 1, 3)
+    ['5', '5', '5']
+    """
+    n = max(1, len(devices) // per_worker)
+    groups = [",".join(devices[g * per_worker:(g + 1) * per_worker]) for g in range(n)]
+    return [groups[i % len(groups)] for i in range(workers)]
+
+
+def init_worker(driver_pid: int | None = None, gpu_queue=None) -> None:
+    """Process-pool initializer: leave Ctrl-C to the driver, die with it (Linux), and take one
+    group of GPUs from ``gpu_queue`` (before torch is imported in this process).
 
     The driver handles SIGINT (it stops the pool and reports); a worker that outlived a killed
     driver would otherwise go on computing cells nobody waits for, racing a rerun.
     """
+    if gpu_queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
