@@ -13,7 +13,9 @@ bounds adds 0.1·I to be positive definite):
   everything with the grid;
 * the Monte-Carlo routines at one size (``--mc``, default d = 512, K = 30).
 
-Columns: ``ours_s`` / ``direct_s`` wall-clock seconds, one run each (the direct implementation
+Columns: ``ours_s`` / ``direct_s`` wall-clock seconds (calls over 1 s: one run each; shorter
+calls: the median of 3 or 9 runs alternating ours and direct, so both see the same load; the
+direct implementation
 is the formula typed in with numpy: ``numpy.linalg.inv`` / ``slogdet`` / ``cholesky`` per
 component or pair, flattened products for the traces; it validates nothing, while ours checks
 every input at the boundary); ``ratio`` = ours / direct; ``ours_MB`` /
@@ -226,10 +228,8 @@ def d_entropy_mc(g, n, rng):
 
 # --- measurement -----------------------------------------------------------------------------------
 
-def measure(fn):
-    """(value, seconds, peak traced MB).  One run under tracemalloc gives the memory; calls shorter
-    than 1 s are timed again without tracing (median of 3, of 9 below 0.1 s: tracemalloc slows
-    small allocations, and short calls are noisy on a shared machine)."""
+def traced(fn):
+    """(value, seconds, peak MB traced by tracemalloc) of one call."""
     gc.collect()
     tracemalloc.start()
     tracemalloc.reset_peak()
@@ -238,14 +238,24 @@ def measure(fn):
     t = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    if t < 1.0:
-        ts = []
-        for _ in range(3 if t > 0.1 else 9):
+    return val, t, peak / 2**20
+
+
+def timed(fns, first):
+    """Seconds per call of each function: calls under 1 s are repeated without tracing
+    (tracemalloc slows small allocations), *alternating* between the functions so that both sides
+    of a ratio see the same load on a shared machine, and the median is kept (3 rounds, 9 below
+    0.1 s); longer calls keep the time of their one traced run (``first``)."""
+    if max(first) >= 1.0:
+        return list(first)
+    rounds = 3 if max(first) > 0.1 else 9
+    ts = [[] for _ in fns]
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
             t0 = time.perf_counter()
             fn()
-            ts.append(time.perf_counter() - t0)
-        t = float(np.median(ts))
-    return val, t, peak / 2**20
+            ts[i].append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in ts]
 
 
 def _scalar(v):
@@ -376,11 +386,15 @@ def table(args):
                     print(f"{d:5d} {K:4d}  {name:38s} skipped ({why})")
                     continue
                 setup()
-                vo, to, mo = measure(ours)
+                vo, to, mo = traced(ours)
+                if run_d:
+                    vd, td, md = traced(direct)
+                    to, td = timed([ours, direct], [to, td])
+                else:
+                    (to,) = timed([ours], [to])
                 line = f"{d:5d} {K:4d}  {name:38s} {to:8.3f} {mo:8.1f}"
                 row = {"d": d, "K": K, "bound": name, "ours_s": to, "ours_MB": mo}
                 if run_d:
-                    vd, td, md = measure(direct)
                     row.update(direct_s=td, direct_MB=md, ratio=to / td, agree=agree(vo, vd))
                     line += f" {td:9.3f} {md:9.1f} {to / td:6.2f} {row['agree']:8.1e}"
                 elif direct is None:
@@ -412,10 +426,10 @@ def mc_table(d, K, n):
     naive = n * K * d * 8 / 2**20
     print(f"  (an unblocked (n, K, d) temporary would be {naive:.0f} MB)")
     for name, ours, direct in rows:
-        vo, to, mo = measure(ours)
+        vo, to, mo = traced(ours)
         line = f"  {name:34s} {to:8.3f} s {mo:8.1f} MB"
         if direct is not None:
-            vd, td, md = measure(direct)
+            vd, td, md = traced(direct)
             line += f"   direct (scipy.stats per component) {td:8.3f} s {md:8.1f} MB, agree {agree(vo, vd):.1e}"
         print(line, flush=True)
 

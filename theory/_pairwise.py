@@ -31,16 +31,13 @@ import numpy as np
 from scipy.linalg import lapack
 from scipy.special import logsumexp
 
-from ._validate import TILE, _first_failure, check_psd, check_psd_batch, check_symmetric, symmetrise_into
+from ._validate import TILE, check_psd, symmetrise_into
 
 LOG_2PI = math.log(2.0 * math.pi)
 LOG_2PI_E = math.log(2.0 * math.pi * math.e)
 
 #: largest temporary block (bytes) built by the blocked routines (Monte Carlo, diagonal KL)
 CHUNK_BYTES = 1 << 26
-#: up to this dimension the components are validated and factorised in batched numpy calls
-#: (per-component LAPACK calls cost more in Python overhead than in arithmetic there)
-BATCH_DIM = 64
 #: an α grid needing at least this many distinct β in (0, 1) uses the tridiagonal route
 #: (measured at d = 512: sygst + sytrd per pair ≈ 7 Cholesky factorisations)
 TRIDIAGONAL_MIN_BETAS = 8
@@ -90,8 +87,11 @@ def full_components(means, covs, shift=None, *, chols=None, kl=True, psd=False, 
     component, and symmetrised); shift : (d, d) SPD or None.
     chols : (K, d, d), optional
         Lower Cholesky factors of the :math:`C_i` when already known (then nothing is checked;
-        ``covs`` must then be the :math:`C_i`, exactly symmetric, and ``shift`` None).  For
-        d ≤ :data:`BATCH_DIM` the checks and factorisations are batched numpy calls.
+        ``covs`` must then be the :math:`C_i`, exactly symmetric, and ``shift`` None).
+
+    One component at a time through two reused d×d buffers, for every d: batching the small
+    cases was measured slower (fresh (K, d, d) temporaries cost page faults, reused buffers stay
+    mapped and in cache).
     kl : bool
         Also return the K×K KL matrix (else only the log-determinants: O(K d³/3)).
     psd : bool
@@ -102,20 +102,6 @@ def full_components(means, covs, shift=None, *, chols=None, kl=True, psd=False, 
     logdets : (K,), kl : (K, K) or None -- ``kl[i, j] = KL(N_i ‖ N_j)``, zero diagonal, clipped at 0.
     """
     K, d = means.shape
-    if chols is None and d <= BATCH_DIM:
-        sym = check_symmetric(covs, name)
-        if psd:
-            check_psd_batch(sym, name)
-        C = sym if shift is None else sym + shift
-        try:
-            chols = np.linalg.cholesky(C)
-        except np.linalg.LinAlgError:
-            j = _first_failure(C)
-            raise _not_pd(C[j], f"{name}[{j}]" + ("" if shift is None else f" + {shift_name}")) from None
-        if not kl:
-            return 2.0 * np.sum(np.log(np.diagonal(chols, axis1=1, axis2=2)), axis=1), None
-        covs = C                               # tr(C_j⁻¹C_i) from C directly (no shift term below)
-        shift = None
     logdets = np.empty(K)
     cinv = np.empty((K, d, d)) if kl else None
     maha = np.empty((K, K)) if kl else None

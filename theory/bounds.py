@@ -173,16 +173,15 @@ def _upper_parts(weights, means, covs, noise_cov, structure, *, huber=True, kl=T
         if mixture:
             logdets, KL = pw.full_components(mu if mu is not None else np.zeros((K, k)), cv, cn, kl=kl, psd=True)
         if maxent:
-            S = np.tensordot(w, cv, axes=1)
-            dm = mu - w @ mu
-            name = "the covariance of ẑ, Σ_i w_i(covs[i] + μ_iμ_iᵀ) − μ̄μ̄ᵀ,"
+            czhat = np.tensordot(w, cv, axes=1)                    # Σ_i w_i Σ_i
             if not mixture:       # alone: the bound uses only Cov ẑ, so that is what is checked
-                check_symmetric_only(S, "Σ_i w_i covs[i]")
-            czhat = 0.5 * (S + S.T) + (w[:, None] * dm).T @ dm
-            czhat = 0.5 * (czhat + czhat.T)
+                check_symmetric_only(czhat, "Σ_i w_i covs[i]")
+            u = (mu - w @ mu) * np.sqrt(w)[:, None]
+            czhat += u.T @ u                                        # + Σ_i w_i(μ_i − μ̄)(μ_i − μ̄)ᵀ
             if not mixture:
-                check_psd(czhat, name)
-            ld_z = float(logdet_chol(cholesky(czhat + cn, "covariance of z")))
+                check_psd(czhat, "the covariance of ẑ, Σ_i w_i(covs[i] + μ_iμ_iᵀ) − μ̄μ̄ᵀ,")
+            czhat += cn
+            ld_z = float(logdet_chol(cholesky(czhat, "covariance of z")))   # reads one triangle
     else:
         if structure == "diag":
             var = as_array(covs, "covs", ndim=2)

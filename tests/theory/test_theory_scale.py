@@ -123,7 +123,6 @@ def _close(new, old):
 
 # --- new == old on random instances (issue 13, "Must show") ---------------------------------------
 
-# d up to 96: both the batched (d ≤ theory._pairwise.BATCH_DIM = 64) and the per-component routes
 hard_mixtures = gaussian_mixtures(dim=st.integers(1, 96), n_components=st.integers(1, 4), mean_scale=2.0,
                                   min_eig=1e-6, max_eig=1.0, log_uniform=True, coincident=True)
 
@@ -211,8 +210,8 @@ def _overlapping_instance(d, K=3, seed=8):
 
 @pytest.mark.parametrize("d", [80, 300])
 def test_per_component_and_tiled_routes_agree_with_old_implementation(d):
-    """Above BATCH_DIM = 64 the components are factorised one by one, above 256 the symmetry checks
-    and copies are tiled: both against the old implementation (1e-10 relative) on overlapping
+    """Above 2·TILE = 256 the symmetry checks and copies are tiled (d = 80: one tile, d = 300: several):
+    both against the old implementation (1e-10 relative) on overlapping
     components (so the KL and Chernoff terms matter: asserted), with inputs asymmetric by 1e-12
     relative (inside the tolerance; both routes use ½(M + Mᵀ))."""
     w, means, covs, noise = _overlapping_instance(d)
