@@ -104,7 +104,7 @@ class TLFreeze(Defense):
             raise ValueError("tl_freeze: pre-training on public_data needs the server head: pass head= to defend()")
         if self.public_data is None:
             warnings.warn("tl_freeze: no public_data given; the frozen layers keep their random "
-                          "initialisation (no Stage 1 pre-training)", stacklevel=2)
+                          "initialisation (no Stage 1 pre-training)", stacklevel=3)
         else:
             self._pretrain(model)
         self.frozen = mods[: self.freeze]

@@ -369,7 +369,7 @@ def test_cuda_follows_the_encoder():
     for _ in range(2):
         defended.train()
         for b in range(0, len(X), 32):
-            xb, yb = X[b:b + 32].cuda(), Y[b:b + 32].cuda()  # the user's data, moved by the user
+            xb, yb = X[b:b + 32].to(defended.device), Y[b:b + 32].to(defended.device)  # the user moves data
             z = defended(xb)
             assert z.device.type == "cuda"
             loss = F.cross_entropy(head(z), yb) + defended.loss(yb)
