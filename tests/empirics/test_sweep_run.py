@@ -68,12 +68,13 @@ def _local(spec, out):
 def ray_head():
     """A real Ray head on 127.0.0.1 (its own process group, stopped at the end)."""
     pytest.importorskip("ray")  # the [ray] extra (CI installs it)
-    port, client = _free_port(), _free_port()
+    port, client, dash, agent = (_free_port() for _ in range(4))  # no fixed default port: tests run in parallel
     tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     ray_bin = Path(sys.executable).with_name("ray")
     head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--port", str(port), "--node-ip-address",
                              "127.0.0.1", "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats",
-                             "--ray-client-server-port", str(client), "--temp-dir", tmp],
+                             "--ray-client-server-port", str(client), "--dashboard-port", str(dash),
+                             "--dashboard-agent-listen-port", str(agent), "--temp-dir", tmp],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
     try:
         t0 = time.time()
