@@ -97,16 +97,18 @@ def _synthetic_checks(sec, summ):
                 continue
             for an, m, se in ests:
                 pairs.append(dict(value=m, bound=b["mse_bound"], value_stderr=se, bound_stderr=b["mse_bound_stderr"]))
-                labels.append((f"{an} MSE >= Thm1+{bn} bound", f"mixture d={r.config['d']}, σ={sigma:g}"))
+                labels.append((f"{an if an == 'exact MMSE' else an + ' MSE'} >= Thm1+{bn} bound",
+                               f"mixture d={r.config['d']}, σ={sigma:g}"))
     for (check, inst), cmp in zip(labels, compare_all(pairs)):
         sec.add_comparison(check, inst, cmp)
 
 
 def _objective_checks(sec, seed):
     import torch
+    from torch import nn
 
     import theory.bounds as tb
-    from ..defenses import CEM, cem_objective, make_defense
+    from ..defenses import CEM, cem_objective, defend, make_defense
 
     rng = np.random.default_rng(seed)
     worst = 0.0
@@ -126,13 +128,10 @@ def _objective_checks(sec, seed):
     y = torch.arange(n) % 4
     z = torch.randn(4, d, generator=g, dtype=torch.float64)[y] * 2 + \
         torch.randn(n, d, generator=g, dtype=torch.float64) @ torch.randn(d, d, generator=g, dtype=torch.float64) * 0.2
-
-    class _M:
-        defenses = [make_defense("noise", sigma=0.3)]
     rel = 0.0
     routes = [CEM(lam=1.0, k_per_class=2, method=m, refresh_rank=9) for m in ("lowrank", "dense")]
-    for c in routes:
-        c.attach(_M(), None)
+    for c in routes:  # CEM learns Σp from the composed noise defense, as in a user's own loop
+        defend(encoder=nn.Identity(), defenses=[make_defense("noise", sigma=0.3), c])
         c.estimate(z, y)
     for s in range(10):
         zb, yb = z[s * 40:(s + 1) * 40], y[s * 40:(s + 1) * 40]
