@@ -81,6 +81,10 @@ def full_components(means, covs, shift=None, *, chols=None, kl=True, psd=False, 
     .. math:: \mathrm{KL}(N_i\|N_j) = \tfrac12\big(\operatorname{tr}(C_j^{-1}C_i)
               + \|L_j^{-1}(\mu_i-\mu_j)\|^2 - d + \log|C_j| - \log|C_i|\big)
 
+    One component at a time through two reused d×d buffers, for every d (batching the small
+    cases was measured slower: fresh (K, d, d) temporaries cost page faults, reused buffers stay
+    mapped and in cache).
+
     Parameters
     ----------
     means : (K, d); covs : (K, d, d), each symmetric up to 1e-8 (checked here, component by
@@ -88,10 +92,6 @@ def full_components(means, covs, shift=None, *, chols=None, kl=True, psd=False, 
     chols : (K, d, d), optional
         Lower Cholesky factors of the :math:`C_i` when already known (then nothing is checked;
         ``covs`` must then be the :math:`C_i`, exactly symmetric, and ``shift`` None).
-
-    One component at a time through two reused d×d buffers, for every d: batching the small
-    cases was measured slower (fresh (K, d, d) temporaries cost page faults, reused buffers stay
-    mapped and in cache).
     kl : bool
         Also return the K×K KL matrix (else only the log-determinants: O(K d³/3)).
     psd : bool
