@@ -37,7 +37,7 @@ machine's load average is printed before and after: timings on a loaded machine 
 
 Run from the repository root::
 
-    python benchmarks/theory_scale.py            # the full table (about 15-30 min on 2 cores)
+    python benchmarks/theory_scale.py            # the full table (about 40 min on 2 shared cores)
     python benchmarks/theory_scale.py --quick    # d ∈ {64, 256}, K ∈ {10, 30}
 """
 
