@@ -10,8 +10,9 @@ threads to
    (``os.sched_getaffinity`` ∩ ``/proc/cpuinfo``'s (physical id, core id) pairs; the logical CPU
    count where that information is missing),
 
-divided by ``share`` (the number of workers sharing them, in sweeps), at least 1.  The ``invlimits``
-command line calls it before any command that uses torch and prints nothing; the README says so.
+divided by ``share`` (the number of workers sharing them, in sweeps), at least 1; numpy's and
+scipy's BLAS pools get the same limit.  The ``invlimits`` command line calls it before any command
+that uses torch and prints nothing; the README says so.
 
 Examples
 --------
@@ -72,8 +73,18 @@ def threads_for(share: int = 1) -> int:
 
 
 def configure_threads(share: int = 1) -> int:
-    """Set torch's intra-op threads to :func:`threads_for` (``share``); returns the number set."""
+    """Set torch's intra-op threads — and the BLAS / OpenMP pools numpy and scipy use, through
+    ``threadpoolctl`` when it is installed — to :func:`threads_for` (``share``); returns the number.
+
+    numpy's OpenBLAS reads its thread count once, at import, so without the runtime limit two
+    workers on two cores each spin two BLAS threads over the small matrices of the theory code.
+    """
     import torch
     n = threads_for(share)
     torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(n)
+    except ImportError:  # pragma: no cover  (scikit-learn, a dependency, brings threadpoolctl)
+        pass
     return n
