@@ -98,6 +98,8 @@ def execute_all(configs, store: RecordStore | None, ctx: RunContext | None = Non
     """:func:`execute` each configuration in order (each key once); one record per configuration."""
     from tqdm.auto import tqdm
     ctx = ctx or RunContext()
+    if store is not None:
+        store.scan()  # validate every stored entry first: invalid ones anywhere are quarantined, named
     cache: dict[str, Record] = {}
     out = []
     for cfg in tqdm(list(configs), desc=desc, disable=not ctx.progress, leave=False, file=sys.stderr):
