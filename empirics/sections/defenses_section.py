@@ -274,7 +274,7 @@ def _defense_table(args, quick):
     attacks = _names(args.attacks, DATASET_ATTACKS, "attacks")
     names = _names(args.baselines, BASELINES, "baselines")
     cells = defense_table_cells(dataset=args.dataset, baselines=names, seeds=seeds, lam=args.lam,
-                                epochs=3 if quick else args.epochs, attack_epochs=3 if quick else args.attack_epochs,
+                                epochs=8 if quick else args.epochs, attack_epochs=3 if quick else args.attack_epochs,
                                 attacks=attacks)
     recs = execute_all(cells, RecordStore(out / "records"), RunContext(device=args.device, progress=True),
                        desc="defense_table")
