@@ -24,7 +24,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "sweeps" / "digits_tiny.toml"
-ENV = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: Ray's single-node mode, in which it takes 127.0.0.1 as the
+# node's address.  Without it `ray start --node-ip-address 127.0.0.1` replaces the loopback address
+# by the machine's outward one and its raylet, agents and GCS listen on every interface.
+ENV = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
 
 
 def _cmd(spec, out, *extra):
@@ -48,10 +51,39 @@ def _results(out) -> dict:
     return got
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """n distinct free ports on 127.0.0.1 (all held open while choosing, so none is handed out twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _listening_elsewhere(pid_group: int) -> list[str]:
+    """Sockets of that process group listening on anything but loopback (from /proc; [] if unreadable)."""
+    try:
+        out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    pids = set()
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and os.getpgid(int(d.name)) == pid_group:
+                pids.add(d.name)
+        except (ProcessLookupError, PermissionError):
+            pass
+    bad = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and any(f"pid={p}," in line for p in pids):
+            local = parts[3]
+            if not (local.startswith("127.") or local.startswith("[::1]") or local.startswith("[::ffff:127.")):
+                bad.append(local)
+    return bad
 
 
 def _local(spec, out):
@@ -68,14 +100,15 @@ def _local(spec, out):
 def ray_head():
     """A real Ray head on 127.0.0.1 (its own process group, stopped at the end)."""
     pytest.importorskip("ray")  # the [ray] extra (CI installs it)
-    port, client, dash, agent = (_free_port() for _ in range(4))  # no fixed default port: tests run in parallel
+    port, client, dash, agent = _free_ports(4)  # no fixed default port: tests run in parallel
     tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     ray_bin = Path(sys.executable).with_name("ray")
+    log = open(Path(tmp) / "head.log", "w+")  # what `ray start` printed, shown if the head does not come up
     head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--port", str(port), "--node-ip-address",
                              "127.0.0.1", "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats",
                              "--ray-client-server-port", str(client), "--dashboard-port", str(dash),
                              "--dashboard-agent-listen-port", str(agent), "--temp-dir", tmp],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=ENV)
     try:
         t0 = time.time()
         while True:
@@ -83,10 +116,15 @@ def ray_head():
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
-                if head.poll() is not None or time.time() - t0 > 120:
-                    raise RuntimeError("the Ray head did not start")
+                if head.poll() is not None or time.time() - t0 > 180:
+                    log.flush()
+                    errs = sorted(Path(tmp).glob("session_*/logs/*.err"))
+                    tail = "".join(f"\n--- {e.name}\n" + e.read_text(errors="replace")[-1500:] for e in errs[:6])
+                    raise RuntimeError(f"the Ray head did not start (exit {head.poll()}, "
+                                       f"{time.time() - t0:.0f} s):\n{Path(log.name).read_text()[-3000:]}{tail}")
                 time.sleep(0.5)
         yield f"127.0.0.1:{port}"
+        assert not _listening_elsewhere(head.pid), "the Ray head listened beyond 127.0.0.1"
     finally:
         head.send_signal(signal.SIGTERM)  # `ray start --block` stops what it started
         try:
@@ -97,6 +135,7 @@ def ray_head():
             os.killpg(head.pid, signal.SIGKILL)  # anything of that head still alive (our own group only)
         except ProcessLookupError:
             pass
+        log.close()
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
 
