@@ -10,6 +10,7 @@ from hypothesis import given, strategies as st
 import theory
 from empirics.attacks import (DecoderAttack, GANAttack, OptimizationAttack, TruncationAttack, make_attack,
                               truncate_topk)
+from empirics.checks import compare_all
 from empirics.attacks.optimality import (linear_setting, nonlinear_setting, run_optimality,
                                          snis_posterior_mean)
 from empirics.data import ArrayDataset, default_mixture, digits
@@ -29,19 +30,31 @@ def small_run():
 
 
 def test_no_attack_beats_the_mmse(small_run):
+    """No attack's test-set MSE is significantly below the exact Bayes estimator's on the same inputs,
+    nor below the Thm 1 bound (one-sided tests, family-wise 0.1 % over all of them)."""
     assert {r.attack for r in small_run} == {"decoder", "gan", "optimization"}
-    for r in small_run:
-        # the MMSE is the minimum over all estimators: an attack 4 s.e. below it would be a bug
-        assert r.mse >= r.bayes_mse - 4 * r.diff_stderr, r
-        assert r.ratio == pytest.approx(r.mse / r.mmse)
+    pairs = [dict(value=r.mse, bound=r.bayes_mse, paired_stderr=r.diff_stderr) for r in small_run]
+    pairs += [dict(value=r.mse, bound=r.thm1_bound, value_stderr=r.mse_stderr, bound_stderr=r.thm1_bound_stderr or 0.0)
+              for r in small_run if r.thm1_bound is not None]
+    assert len(pairs) > len(small_run)  # the Thm 1 comparisons are there too
+    for p, c in zip(pairs, compare_all(pairs, alpha=1e-3)):
+        assert c.status != "violated", (p, c)
+
+
+# Thresholds from the spread over seeds 1-12 of this exact setting (d = 8, σ = 0.5, 4000 aux, 10 epochs;
+# benchmarks/optimality_threshold.py): decoder MSE / Bayes MSE on the same inputs: mean 1.0279,
+# sd 0.0129, max 1.0572 -> mean + 4 sd = 1.080; optimization MSE / decoder MSE: mean 2.218, sd 0.190,
+# min 1.931 -> mean - 4 sd = 1.46.  A correct implementation fails either at a rate ~3e-5 (normal model).
+DECODER_OVER_BAYES_MAX = 1.080
+OPT_OVER_DECODER_MIN = 1.46
 
 
 def test_decoder_near_optimal_small(small_run):
     lin = [r for r in small_run if r.attack == "decoder" and r.setting.startswith("linear")][0]
-    # 10 epochs on 4000 samples: within 10 % of the MMSE (the 1.05 claim at full budget is the slow test)
-    assert lin.ratio <= 1.10, lin
+    # 10 epochs on 4000 samples: near the Bayes estimator (the 1.05 claim at full budget is the slow test)
+    assert lin.mse / lin.bayes_mse <= DECODER_OVER_BAYES_MAX, lin
     opt = [r for r in small_run if r.attack == "optimization" and r.setting.startswith("linear")][0]
-    assert opt.ratio > lin.ratio  # an unregularised MLE ignores the prior
+    assert opt.mse / lin.mse >= OPT_OVER_DECODER_MIN, (opt, lin)  # an unregularised MLE ignores the prior
 
 
 @pytest.mark.slow
