@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             mod = _load(args.command)
             sections, extra = _normalise(mod.run(args))
             for s in sections:
+                if not s.seconds and len(sections) == 1:  # the header's time: the command's, not 0.0 s
+                    s.seconds = time.perf_counter() - t0
                 print(section_text(s), flush=True)
     except ValueError as exc:  # bad user input: one clear line, no traceback
         print(f"invlimits {args.command}: error: {exc}", file=sys.stderr)
