@@ -101,12 +101,16 @@ def ray_head():
     """A real Ray head on 127.0.0.1 (its own process group, stopped at the end)."""
     pytest.importorskip("ray")  # the [ray] extra (CI installs it)
     port, client, dash, agent = _free_ports(4)  # no fixed default port: tests run in parallel
+    # Ray's client server needs the `ray[client]` extra (grpcio): `ray start` refuses a client port
+    # without it (the plain `ray` that the [ray] extra installs), and with it defaults to 10001.
+    import importlib.util
+    client_args = ["--ray-client-server-port", str(client)] if importlib.util.find_spec("grpc") else []
     tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     ray_bin = Path(sys.executable).with_name("ray")
     log = open(Path(tmp) / "head.log", "w+")  # what `ray start` printed, shown if the head does not come up
     head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--port", str(port), "--node-ip-address",
                              "127.0.0.1", "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats",
-                             "--ray-client-server-port", str(client), "--dashboard-port", str(dash),
+                             *client_args, "--dashboard-port", str(dash),
                              "--dashboard-agent-listen-port", str(agent), "--temp-dir", tmp],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=ENV)
     try:
@@ -206,8 +210,11 @@ def test_killed_driver_loses_only_cells_in_flight(tmp_path):
         return len(list(recs.glob("*.json"))) if recs.is_dir() else 0
 
     def start():
+        # SIGINT back to its default in the child: a shell's background job (`cmd &`) inherits SIGINT
+        # ignored, and Python then installs no KeyboardInterrupt handler (the sweep ran to the end)
         return subprocess.Popen(_cmd(spec, out, "--workers", "2", "--threads", "1"), env=ENV,
-                                stdout=open(tmp_path / "log.txt", "a"), stderr=subprocess.STDOUT)
+                                stdout=open(tmp_path / "log.txt", "a"), stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def wait_for(k, p):
         t0 = time.time()
