@@ -244,6 +244,13 @@ def cholesky(m: np.ndarray, name: str) -> np.ndarray:
     For a batch (K, d, d) the message names the first failing component, e.g. ``covs[3] must be
     positive definite; got smallest eigenvalue -0.5``.
     """
+    if m.ndim == 2 and m.shape[0] > 1 and np.count_nonzero(m) == np.count_nonzero(np.diagonal(m)):
+        # diagonal (e.g. noise σ²I): its factor is the elementwise square root -- exactly what the
+        # O(d³) factorisation would return, at O(d²) cost (not a guessed structure: the same numbers)
+        dg = np.diagonal(m)
+        if not np.all(dg > 0):
+            raise ValueError(f"{name} must be positive definite; got smallest eigenvalue {float(np.min(dg)):.3g}")
+        return np.diag(np.sqrt(dg))
     try:
         return np.linalg.cholesky(m)
     except np.linalg.LinAlgError:

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import theory
 
@@ -184,3 +185,19 @@ def test_maxent_alone_checks_the_covariance_it_uses():
         theory.conditional_entropy_lower_bound(0.0, w, mu, [NONSYM, I2], I2, method="maxent")
     with pytest.raises(ValueError, match=r"covs\[0\] must be symmetric"):
         theory.conditional_entropy_lower_bound(0.0, w, mu, [NONSYM, I2], I2, method="kl")
+
+
+@given(st.integers(2, 40), st.floats(1e-300, 1e300), st.integers(0, 2**32 - 1))
+def test_diagonal_cholesky_shortcut_is_the_factorisation(d, scale, seed):
+    """A diagonal matrix skips the O(d³) factorisation: its factor is the elementwise square root,
+    bit for bit what LAPACK returns; a non-positive diagonal entry is refused like any non-PD matrix."""
+    from theory._validate import cholesky
+    dg = scale * np.random.default_rng(seed).uniform(0.01, 1.0, d)
+    m = np.diag(dg)
+    assert np.array_equal(cholesky(m, "m"), np.linalg.cholesky(m))
+    m[d // 2, d // 2] = -dg[d // 2]
+    with pytest.raises(ValueError, match=r"m must be positive definite; got smallest eigenvalue -"):
+        cholesky(m, "m")
+    m[d // 2, d // 2] = 0.0
+    with pytest.raises(ValueError, match="m must be positive definite"):
+        cholesky(m, "m")
