@@ -237,6 +237,21 @@ _FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NO
              "DEADLINE", "FINISHED", "INTERRUPTED", "NO PROCESS AND NO RESULT", "GONE"}
 
 
+def _pid_alive(pid) -> bool:
+    """Whether the process ``pid`` (a local job's id) still runs: it exists and is not a zombie (a
+    job outliving its driver is reparented; where no init reaps it, it stays a zombie)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    try:  # the state letter follows the parenthesised command name in /proc/PID/stat
+        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def job_states(state: dict, keys) -> dict:
     """``key -> job state`` for the given cells' last submitted jobs (SLURM: sacct via submitit;
     local: whether the job's process is alive)."""
@@ -247,13 +262,7 @@ def job_states(state: dict, keys) -> dict:
         if jid is None:
             continue
         if state.get("cluster") == "local":
-            try:
-                os.kill(int(jid), 0)
-                out[k] = "RUNNING"
-            except (ProcessLookupError, ValueError):
-                out[k] = "GONE"
-            except PermissionError:
-                out[k] = "RUNNING"
+            out[k] = "RUNNING" if _pid_alive(jid) else "GONE"
         else:
             try:
                 import submitit

@@ -185,4 +185,25 @@ def test_parser_stays_torch_free():
             "assert 'torch' not in sys.modules, 'torch imported'; "
             "from empirics.sweep import parse_spec; assert 'torch' not in sys.modules; "
             "assert 'ray' not in sys.modules and 'submitit' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_local_job_states_running_gone_and_zombie():
+    """A local job is RUNNING while its process runs, GONE once it exited — also when nobody has
+    reaped it yet (a zombie, as a job outliving its driver stays where no init reaps it)."""
+    import subprocess
+    import sys
+    import time
+
+    from empirics.sweep.executors import job_states
+    live = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        while open(f"/proc/{done.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.01)  # exited, not reaped: a zombie
+        state = {"cluster": "local", "jobs": {"a": str(live.pid), "b": str(done.pid), "c": "not-a-pid"}}
+        assert job_states(state, ["a", "b", "c", "d"]) == {"a": "RUNNING", "b": "GONE", "c": "GONE"}
+    finally:
+        live.communicate(b"")
+        done.wait()
+    assert job_states(state, ["a"]) == {"a": "GONE"}
