@@ -21,8 +21,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-# Generous per-notebook timeout: the budget is 40 s; a hang must not stall CI forever.
-TIMEOUT_S = 600
 
 
 def _ids(paths):
@@ -60,8 +58,7 @@ def test_notebook_executes(path, tmp_path):
                 # two notebooks with one thread per core each would otherwise oversubscribe CI's 2 cores
                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
+    proc = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     print(f"\n{path.name}: {dt:.1f} s (INVLIMITS_TINY=1)")
     assert proc.returncode == 0, (

@@ -37,8 +37,7 @@ def test_readme_library_block_runs(tmp_path):
     code = [b for lang, b in _blocks() if lang == "python"]
     assert len(code) >= 1 and "import theory, reduction" in code[0]  # the library block comes first
     env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", code[0]], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code[0]], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     mmse, bound = (float(v) for v in lines[0].split(">="))
@@ -74,8 +73,7 @@ def test_readme_own_loop_block_runs(tmp_path):
     assert len(code) == 1
     assert len(code[0].strip().splitlines()) <= 30  # a short loop, as promised
     env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", code[0]], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code[0]], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = proc.stdout.strip().splitlines()[-1]
     acc = float(line.split("held-out accuracy ")[1].split(";")[0])
