@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 THEORY = ["tests/theory", "theory"]
-CEM = ["tests/empirics/test_defenses_cem.py", "tests/empirics/test_defenses_cem_code.py", "empirics/defenses/cem.py"]
+CEM = ["tests/empirics/test_defenses_cem.py", "tests/empirics/test_defenses_cem_code.py", "empirics/defenses/cem"]
 REDUCTION = ["tests/reduction", "reduction"]
 
 
@@ -75,13 +75,13 @@ MUTATIONS = (
              "theory/gaussian.py", "return float(0.5 * (d * LOG_2PI_E + logdet_chol(L)) / log_base(base))",
              "return float((d * LOG_2PI_E + logdet_chol(L)) / log_base(base))", tuple(THEORY)),
     Mutation("eq6-old-weight", "CEM Eq. 6 with the weight before Eq. 5's update",
-             "empirics/defenses/cem.py", "alpha = float(counts[j] / (pi_new[j] * N))",
+             "empirics/defenses/cem/paper.py", "alpha = float(counts[j] / (pi_new[j] * N))",
              "alpha = float(counts[j] / (st[\"pi\"][j] * N))", tuple(CEM)),
     Mutation("cem-logdet", "CEM running log-determinant log|Σ| instead of log|Σ + I| (whitened)",
-             "empirics/defenses/cem.py", "L, info = torch.linalg.cholesky_ex(S + eye)",
+             "empirics/defenses/cem/paper.py", "L, info = torch.linalg.cholesky_ex(S + eye)",
              "L, info = torch.linalg.cholesky_ex(S + 1e-6 * eye)", tuple(CEM)),
     Mutation("cem-objective-noise", "cem_objective without |Σp| (log|Σᵢ+Σp| alone)",
-             "empirics/defenses/cem.py", "return _mix(w, 0.5 * (logdet - logdet_p))", "return _mix(w, 0.5 * logdet)",
+             "empirics/defenses/cem/objective.py", "return _mix(w, 0.5 * (logdet - logdet_p))", "return _mix(w, 0.5 * logdet)",
              tuple(CEM)),
     Mutation("bias-k", "clause bias −k instead of −(k−1)",
              "reduction/network.py", "return -np.array([len(c) - 1 for c in f.clauses], dtype=np.float64)",
@@ -96,11 +96,11 @@ MUTATIONS = (
              "empirics/metrics.py", "k1: float = 0.01, k2: float = 0.03", "k1: float = 0.03, k2: float = 0.01",
              ("tests/empirics/test_core_metrics.py", "empirics/metrics.py")),
     Mutation("bonferroni", "family-wise critical value without the Bonferroni division by m",
-             "empirics/checks.py", "return float(norm.isf(alpha / m))", "return float(norm.isf(alpha))",
+             "empirics/checks.py", "return float(stats.norm.isf(alpha / m))", "return float(stats.norm.isf(alpha))",
              ("tests/empirics/test_checks.py", "empirics/checks.py")),
     Mutation("binomial-tail", "near-chance test with P(X > k) instead of P(X ≥ k)",
-             "empirics/runs.py", "binom.sf(k - 1, n, chance) >= alpha", "binom.sf(k, n, chance) >= alpha",
-             ("tests/empirics/test_runs_store.py", "empirics/runs.py")),
+             "empirics/checks.py", "binom.sf(k - 1, n, chance) >= alpha", "binom.sf(k, n, chance) >= alpha",
+             ("tests/empirics/test_runs_store.py", "empirics/checks.py")),
 )
 
 

@@ -16,6 +16,9 @@ Imports numpy and scipy only.
 * :func:`mean_ci` — mean and t-interval half-width over seeds, the interval clipped to a range
   (accuracies stay inside [0, 1]).
 * :func:`fit_log_linear`, :func:`spearman` — the Fig. 3 statistics.
+* :func:`chance_level`, :func:`passing_accuracy`, :func:`near_chance` — when a trained model counts
+  as failed: its test accuracy within 2 points of chance, or not significantly above it (exact
+  binomial test).
 
 Examples
 --------
@@ -35,9 +38,10 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy import stats
 
 __all__ = ["Comparison", "z_critical", "compare_at_least", "compare_all", "mean_ci", "fit_log_linear",
-           "spearman", "DEFAULT_ALPHA"]
+           "spearman", "DEFAULT_ALPHA", "chance_level", "passing_accuracy", "near_chance"]
 
 #: family-wise error rate of the package's verdicts (a false "violated" at most 0.1 % of runs)
 DEFAULT_ALPHA = 1e-3
@@ -51,12 +55,11 @@ def z_critical(alpha: float = DEFAULT_ALPHA, m: int = 1) -> float:
     >>> round(z_critical(1e-3, 10), 4)
     3.719
     """
-    from scipy.stats import norm
     if not (0 < alpha < 1):
         raise ValueError(f"alpha: expected a level in (0, 1), got {alpha!r}")
     if not isinstance(m, int) or m < 1:
         raise ValueError(f"m: expected a positive number of comparisons, got {m!r}")
-    return float(norm.isf(alpha / m))
+    return float(stats.norm.isf(alpha / m))
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,6 @@ def mean_ci(values, *, level: float = 0.95, lo: float | None = None, hi: float |
     >>> round(r["mean"], 6), r["ci_high"], r["n"]
     (0.95, 1.0, 3)
     """
-    from scipy import stats
     v = np.asarray(values, float)
     n = int(v.size)
     if n == 0:
@@ -152,8 +154,7 @@ def mean_ci(values, *, level: float = 0.95, lo: float | None = None, hi: float |
 
 def spearman(a, b) -> float:
     """Spearman rank correlation (average ranks for ties)."""
-    from scipy.stats import spearmanr
-    return float(spearmanr(a, b).statistic)
+    return float(stats.spearmanr(a, b).statistic)
 
 
 def fit_log_linear(h, mse, *, level: float = 0.95) -> dict:
@@ -166,7 +167,6 @@ def fit_log_linear(h, mse, *, level: float = 0.95) -> dict:
     >>> round(r["slope"], 12), round(r["intercept"], 12)
     (0.5, 1.0)
     """
-    from scipy import stats
     h = np.asarray(h, float)
     y = np.log(np.asarray(mse, float))
     if h.size < 3 or h.shape != y.shape:
@@ -176,3 +176,41 @@ def fit_log_linear(h, mse, *, level: float = 0.95) -> dict:
     return {"slope": float(res.slope), "intercept": float(res.intercept), "slope_stderr": float(res.stderr),
             "slope_ci": [float(res.slope - t * res.stderr), float(res.slope + t * res.stderr)],
             "r": float(res.rvalue), "n": int(h.size), "level": level}
+
+
+# ----------------------------------------------------------------------------- failed models
+
+def chance_level(y) -> float:
+    """Accuracy of always predicting the most frequent class of labels ``y``."""
+    y = np.asarray(y)
+    return float(np.bincount(y).max() / len(y))
+
+
+def passing_accuracy(chance: float, n: int, *, margin: float = 0.02, alpha: float = 1e-3) -> float:
+    """The smallest test accuracy (k/n) that is more than ``margin`` above ``chance`` *and*
+    significantly above chance (one-sided exact binomial test at level ``alpha`` on ``n`` points).
+
+    Ten balanced classes, 450 test points: Binomial(450, 0.1) has mean 45 and s.d. 6.4, so
+    p < 0.001 needs about 3.1 s.d. above the mean — 67 correct answers (0.149).
+
+    >>> round(passing_accuracy(0.1, 450) * 450)
+    67
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive number of test points, got {n!r}")
+    k = math.floor((chance + margin) * n + 1e-9) + 1
+    while k <= n and stats.binom.sf(k - 1, n, chance) >= alpha:  # P(X >= k) under chance
+        k += 1
+    return k / n
+
+
+def near_chance(accuracy: float, chance: float, n: int, *, margin: float = 0.02, alpha: float = 1e-3) -> str:
+    """Why a model counts as failed (empty string if it does not): its test accuracy is below
+    :func:`passing_accuracy` — within ``margin`` (2 points) of chance, or not significantly above it."""
+    if not math.isfinite(accuracy):
+        return f"accuracy is {accuracy}"
+    need = passing_accuracy(chance, n, margin=margin, alpha=alpha)
+    if accuracy < need - 1e-12:
+        return (f"test accuracy {accuracy:.4f} is near chance {chance:.4f} (needs >= {need:.4f}: more than "
+                f"{margin:g} above chance and binomial p < {alpha:g} on {n} test points)")
+    return ""

@@ -21,6 +21,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+import theory.bounds as tb
+
+from . import data as D
+from .defenses.cem import fit_class_mixture, noise_variance_of
 from .seeding import torch_generator
 
 __all__ = ["encode_all", "noise_variance", "conditional_entropy", "fisher_information"]
@@ -41,7 +45,6 @@ def encode_all(model, x, batch=512):
 
 def noise_variance(model, d: int) -> np.ndarray | None:
     """Per-dimension Gaussian noise variance of the model's deployed defenses (None: no noise)."""
-    from .defenses.cem import noise_variance_of
     v = noise_variance_of(getattr(model, "defenses", []), d, dtype=torch.float64)
     return None if v is None else v.numpy()
 
@@ -70,10 +73,6 @@ def conditional_entropy(model, data, *, h_x: float = 0.0, k_per_class: int = 3, 
         ``{"huber": ..., "kl": ..., "maxent": ..., "h_x": h_x, "d_features": ..., "rigorous": False,
         "assumptions": str}`` (nats).
     """
-    import theory.bounds as tb
-
-    from . import data as D
-    from .defenses.cem import fit_class_mixture
     ds = D.as_dataset(data)
     n = min(len(ds), int(max_samples))
     z = encode_all(model, ds.x[:n])
@@ -114,7 +113,6 @@ def fisher_information(model, data, *, sigma: float | None = None, probes: int =
     product per probe.  Returns ``{"dfil", "dfil_stderr", "cramer_rao", "cramer_rao_stderr", "sigma",
     "n", "probes"}`` where ``cramer_rao = E_x[1/dFIL(x)]`` is the unbiased-attacker bound on MSE/d.
     """
-    from . import data as D
     ds = D.as_dataset(data)
     if sigma is None:
         nv = noise_variance(model, 1)

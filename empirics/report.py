@@ -1,10 +1,10 @@
-"""Results as plain data: checks, sections, ``results.json`` and ``report.md``.
+"""Presentation: sections as the terminal table, ``results.json`` and ``report.md``.
 
-Every command-line section returns a :class:`Section`: a list of pass/fail :class:`Check` rows
-(what was checked, on which instance, the measured value, the bound it is compared with and the
-margin), optional extra tables, figure paths and free-form data.  This module turns sections into
-the terminal table, ``results.json`` (schema below) and ``report.md``.  It imports neither torch
-nor matplotlib, so printing a report is cheap.
+Every command-line section returns a :class:`~empirics.results.Section` (plain data: pass/fail
+:class:`~empirics.results.Check` rows, tables, figure paths, free-form data).  This module turns
+sections into the terminal table, ``results.json`` (schema below) and ``report.md``, each file
+written atomically (:func:`theory._io.atomic_write`).  It imports neither torch nor matplotlib, so
+printing a report is cheap.
 
 ``results.json`` schema (``schema_version`` 2)::
 
@@ -19,171 +19,21 @@ with its key and full configuration.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from theory._io import jsonable, write_json_atomic, write_text_atomic
+
+from .errata import errata_markdown
+from .results import Check, CheckError, Section
+
 SCHEMA_VERSION = 2
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "Check",
-    "Section",
-    "format_table",
-    "jsonable",
-    "write_json_atomic",
-    "write_results",
-    "write_report",
-]
-
-
-class CheckError(AssertionError):
-    """A check row whose ``passed`` disagrees with the sign of its ``margin`` (a programming error)."""
-
-
-@dataclass
-class Check:
-    """One pass/fail row: ``value`` compared with ``bound`` within a stated ``tolerance``.
-
-    ``margin`` is signed so that ``margin ≥ 0`` exactly when the check passed: for "value ≥
-    bound" checks it is ``value − bound`` plus the allowed tolerance (e.g. ``z_crit`` standard
-    errors); for "value ≤ bound" it is ``bound − value`` plus the tolerance; for equalities it is
-    ``tolerance − |value − bound|``.  ``tolerance`` says in words (or as a number) what was allowed.
-    """
-
-    check: str
-    instance: str
-    value: float | None
-    bound: float | None
-    margin: float | None
-    passed: bool
-    note: str = ""
-    tolerance: Any = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
-
-
-@dataclass
-class Section:
-    """The outcome of one part of a run (theory, reduction, attacks, defenses ...)."""
-
-    key: str
-    title: str
-    description: str = ""
-    checks: list[Check] = field(default_factory=list)
-    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    table_notes: dict[str, str] = field(default_factory=dict)
-    figures: list[str] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-    records: list = field(default_factory=list)  # empirics.runs.Record objects this section summarises
-    headline: str = ""  # a verdict printed first (terminal and report.md)
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    def add(self, check: str, instance: str, value, bound, margin, passed, note: str = "",
-            tolerance=None) -> Check:
-        """Append a check row; ``margin ≥ 0`` must hold exactly when ``passed`` (else CheckError)."""
-        c = Check(check, instance, _num(value), _num(bound), _num(margin), bool(passed), note, _num(tolerance))
-        m = c.margin
-        if isinstance(m, float) and math.isfinite(m) and (m >= 0) != c.passed:
-            raise CheckError(f"check {check!r} on {instance!r}: margin {m} but passed={c.passed}")
-        self.checks.append(c)
-        return c
-
-    def add_comparison(self, check: str, instance: str, cmp, note: str = "") -> Check:
-        """A row from an :class:`empirics.checks.Comparison` (value ≥ bound, one-sided test):
-        passes unless the shortfall is significant; margin = difference + z_crit·s.e."""
-        tol = (f"{cmp.z_crit:.2f} s.e. (one-sided, family-wise α = {cmp.alpha:g} over {cmp.m})"
-               if cmp.stderr > 0 else "0 (exact)")
-        extra = f"s.e. {cmp.stderr:.2g}, z = {cmp.z:.2f}, {cmp.status}"
-        return self.add(check, instance, cmp.value, cmp.bound, cmp.margin, cmp.passed,
-                        note=f"{note}; {extra}" if note else extra, tolerance=tol)
-
-    def to_dict(self) -> dict[str, Any]:
-        return jsonable(
-            {
-                "key": self.key,
-                "title": self.title,
-                "description": self.description,
-                "passed": self.passed,
-                "n_checks": len(self.checks),
-                "n_failed": sum(not c.passed for c in self.checks),
-                "checks": [c.to_dict() for c in self.checks],
-                "tables": self.tables,
-                "table_notes": self.table_notes,
-                "figures": self.figures,
-                "seconds": self.seconds,
-                "headline": self.headline,
-                "records": [r.key for r in self.records],
-                **self.data,
-            }
-        )
-
-
-def _num(v):
-    if v is None:
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return v
-
-
-def jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, paths, dataclasses and non-finite floats to JSON-safe data.
-
-    Non-finite floats become the strings ``"inf"``, ``"-inf"``, ``"nan"`` so the file stays
-    strict JSON.
-    """
-    if hasattr(obj, "to_dict") and callable(obj.to_dict):
-        return jsonable(obj.to_dict())
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        if math.isfinite(f):
-            return f
-        return "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_json_atomic(path: str | Path, payload: Any) -> Path:
-    """Write JSON through a temporary file and ``os.replace`` so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(jsonable(payload), fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+__all__ = ["SCHEMA_VERSION", "Check", "Section", "format_table", "section_text", "write_results", "write_report"]
 
 
 def _fmt(v: Any, column: str = "") -> str:
@@ -281,7 +131,6 @@ def write_report(out: str | Path, title: str, sections: Iterable[Section], secon
                  preamble: str = "", errata: bool = True) -> Path:
     """Write ``out/report.md``: verdicts first, then one part per section with its checks, tables
     and figures (linked relative to ``out``), then the errata."""
-    from .errata import errata_markdown
     out = Path(out)
     sections = list(sections)
     ok = all(s.passed for s in sections)
@@ -317,7 +166,4 @@ def write_report(out: str | Path, title: str, sections: Iterable[Section], secon
             lines += [f"![{Path(fig).stem}]({_relative(fig, out)})", ""]
     if errata:
         lines += [errata_markdown()]
-    path = out / "report.md"
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
+    return write_text_atomic(out / "report.md", "\n".join(lines))

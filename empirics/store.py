@@ -2,19 +2,21 @@
 
 Layout under a command's ``--out`` directory::
 
-    OUT/records/<key>.json              one record (empirics.runs.Record), written atomically
+    OUT/records/<key>.json              one record (empirics.records.Record), written atomically
     OUT/records/quarantine/<file>       invalid entries, moved aside (never deleted), with a
     OUT/records/quarantine/<file>.why   one-line reason
 
 Why one file per record rather than one JSONL file: a record is written to a temporary file in
-the same directory and renamed into place (``os.replace``), so it exists completely or not at
-all — there are no torn lines; no two workers ever write the same file (sweeps on several
+the same directory, fsync-ed and renamed into place (:func:`theory._io.atomic_write`), so it
+exists completely or not at all — there are no torn lines; no two workers ever write the same file (sweeps on several
 processes, Ray workers or SLURM array tasks on a shared file system), so no locking is needed;
 the file name *is* the key, so a key can never be stored twice; and a corrupt entry is isolated
 to its own file and can be moved aside without rewriting anything else.
 
-Reading validates every entry (:meth:`empirics.runs.Record.validate`: JSON, schema version,
-every field and its type, ``key`` = hash of the stored configuration, the result's fields).
+Reading validates every entry (:meth:`empirics.records.Record.validate`: JSON, schema version,
+every field and its type, ``key`` = hash of the stored configuration, the result's fields) of
+every kind — the kinds are found by :func:`empirics.records.kinds`, so a process that imported
+nothing but this module reads them all.
 Invalid entries — garbage, truncated, binary, missing or mistyped fields, a key that does not
 match its configuration — are moved to ``quarantine/`` with a warning naming the file and the
 reason; the run they would have held is simply not done, so a rerun computes it once.
@@ -23,7 +25,8 @@ Temporary files of writes still in flight (``*.tmp``) are ignored.
 Examples
 --------
 >>> import tempfile
->>> from empirics.runs import TrainConfig, TrainRunConfig
+>>> from empirics.specs import TrainConfig
+>>> from empirics.kinds.train import TrainRunConfig
 >>> st = RecordStore(tempfile.mkdtemp())
 >>> cfg = TrainRunConfig(train=TrainConfig(dataset="digits", epochs=1))
 >>> st.get(cfg) is None
@@ -38,12 +41,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .runs import SCHEMA_VERSION, Config, Record, RecordError
+from theory._io import jsonable, write_json_atomic, write_text_atomic
+
+from .records import SCHEMA_VERSION, Config, Record, RecordError
 
 __all__ = ["RecordStore", "StoreWarning", "make_record", "package_version"]
 
@@ -54,16 +59,14 @@ class StoreWarning(UserWarning):
 
 def package_version() -> str:
     try:
-        from importlib.metadata import version
         return version("inversion-limits")
-    except Exception:  # not installed (running from a source tree)
+    except PackageNotFoundError:  # not installed (running from a source tree)
         return "unknown"
 
 
 def make_record(config: Config, status: str, *, result=None, reason: str = "", seconds: float = 0.0,
                 device: str = "") -> Record:
-    """A :class:`~empirics.runs.Record` for ``config`` (validated before it is returned)."""
-    from .report import jsonable
+    """A :class:`~empirics.records.Record` for ``config`` (validated before it is returned)."""
     res = result.to_dict() if hasattr(result, "to_dict") else dict(result or {})
     rec = Record(schema_version=SCHEMA_VERSION, key=config.key(), kind=config.kind, config=jsonable(config.to_dict()),
                  status=status, reason=str(reason), result=jsonable(res), seconds=float(seconds),
@@ -128,7 +131,7 @@ class RecordStore:
             os.replace(path, dest)
         except FileNotFoundError:  # another process moved it first
             return
-        (dest.parent / (dest.name + ".why")).write_text(f"{path}: {reason}\n")
+        write_text_atomic(dest.parent / (dest.name + ".why"), f"{path}: {reason}\n")
         self.quarantined.append((str(path), reason))
         warnings.warn(f"record store: {path} is invalid ({reason}); moved to {dest} — the run it would "
                       "hold is recomputed", StoreWarning, stacklevel=3)
@@ -165,23 +168,9 @@ class RecordStore:
 
     # -- writing -------------------------------------------------------------------------
     def put(self, record: Record) -> Record:
-        """Write ``record`` atomically (temporary file + ``os.replace``); replaces a record of the
-        same key (a rerun of an ``error`` record)."""
-        from .report import jsonable
-        self.root.mkdir(parents=True, exist_ok=True)
-        dest = self.path(record.key)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{record.key}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(jsonable(record.to_dict()), fh, indent=1, allow_nan=False)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write ``record`` atomically and durably (:func:`theory._io.atomic_write`); replaces a
+        record of the same key (a rerun of an ``error`` record)."""
+        write_json_atomic(self.path(record.key), record.to_dict(), indent=1)
         return record
 
     def __len__(self) -> int:

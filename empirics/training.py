@@ -20,7 +20,7 @@ Reproducibility
   generator on the training device (``Step.generator`` / ``EpochContext.generator``); code that
   uses the global torch RNG runs inside ``torch.random.fork_rng`` seeded from ``seed`` too, so the
   caller's global state is untouched.  On CPU the same seed gives bit-identical weights.
-* A checkpoint (``checkpoint=path``) is written atomically (temporary file + ``os.replace``)
+* A checkpoint (``checkpoint=path``) is written atomically and durably (:func:`theory._io.atomic_write`)
   after every epoch: weights, optimizer state, all generator states, the history and every
   defense's ``state_dict()``.  It is read with ``torch.load(..., weights_only=True)``, so a
   defense's state must be tensors / numbers / strings / lists / dicts.  If the file exists when
@@ -30,8 +30,6 @@ Reproducibility
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +39,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from theory._io import atomic_write, jsonable
+
 from .data import ArrayDataset, as_dataset
 from .defenses.base import Defense
 from .defenses.defended import defend, resolve_defenses
 from .device import resolve_device
 from .models import SplitModel
+from .records import diff_configs
 from .seeding import stream_seed, torch_generator
 
 __all__ = ["TrainResult", "train", "evaluate", "validate_model_data", "make_optimizer",
@@ -164,20 +165,10 @@ def _gen_state(g: torch.Generator) -> torch.Tensor:
 
 
 def _save_checkpoint(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def _identity(identity, model, opt, defenses, seed, batch_size, lr, weight_decay) -> dict:
-    from .report import jsonable
     auto = {"seed": int(seed), "batch_size": int(batch_size), "lr": float(lr), "weight_decay": float(weight_decay),
             "optimizer": type(opt).__name__, "defenses": [jsonable(d.config()) for d in defenses],
             "parameters": {k: list(v.shape) for k, v in model.state_dict().items()}}
@@ -186,7 +177,6 @@ def _identity(identity, model, opt, defenses, seed, batch_size, lr, weight_decay
 
 def _load_checkpoint(ckpt: Path, dev, ident: dict, n_defenses: int) -> dict:
     """Read and check a checkpoint; every problem is one ``ValueError`` naming the file."""
-    from .runs import diff_configs
     hint = "delete it or pass --fresh to start over, or use another --out"
     try:
         state = torch.load(ckpt, map_location=dev, weights_only=True)
@@ -244,7 +234,7 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
         differences.  An unreadable checkpoint is a ``ValueError`` naming the file.
     identity : dict, optional
         Plain-data description of the run stored in (and compared with) the checkpoint, e.g.
-        :meth:`empirics.runs.TrainConfig.checkpoint_identity` (everything but ``epochs``).
+        :meth:`empirics.specs.TrainConfig.checkpoint_identity` (everything but ``epochs``).
     fresh : bool
         Delete an existing checkpoint first and train from scratch.
     progress : bool

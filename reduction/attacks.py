@@ -20,14 +20,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from theory._io import jsonable
+
 from .formulas import count_unsatisfied
 from .network import ReductionNetwork
 
 __all__ = ["InversionResult", "LPInversionResult", "invert", "invert_one_layer_lp"]
-
-
-def _plain(d):
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
 
 
 @dataclass
@@ -51,7 +49,7 @@ class InversionResult:
     seconds: float
 
     def to_dict(self) -> dict:
-        return _plain(asdict(self))
+        return jsonable(asdict(self))
 
 
 def _pgd(net, X0, steps, lr, device):
@@ -190,7 +188,7 @@ class LPInversionResult:
     seconds: float
 
     def to_dict(self) -> dict:
-        return _plain(asdict(self))
+        return jsonable(asdict(self))
 
 
 def invert_one_layer_lp(W, b, y, bounds: tuple[float, float] | None = None) -> LPInversionResult:

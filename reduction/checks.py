@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from theory._io import jsonable
+
 from .formulas import Formula, as_formula, count_unsatisfied, unsatisfied_mask, used_variables
 from .network import ReductionNetwork, build_network, clause_biases, clause_matrix
 
@@ -66,21 +68,9 @@ __all__ = [
 ]
 
 
-def _plain(v):
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, (np.floating, np.integer, np.bool_)):
-        return v.item()
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
-
-
 class _Result:
     def to_dict(self) -> dict:
-        return _plain(asdict(self))
+        return jsonable(asdict(self))
 
 
 # ------------------------------------------------------------------------------- truth tables

@@ -31,6 +31,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from theory._validate import expect_generator, expect_int
+
 __all__ = [
     "MAX_VARIABLES",
     "MAX_CLAUSES",
@@ -268,18 +270,6 @@ def count_unsatisfied(clauses, assignment) -> int | np.ndarray:
 # ----------------------------------------------------------------------------------- generators
 
 
-def _check_int(name: str, v, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name}: expected an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
-def _check_rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng: expected a numpy.random.Generator (np.random.default_rng(seed)), got {rng!r}")
-    return rng
-
-
 def random_ksat(n: int, m: int, k: int, rng: np.random.Generator) -> Formula:
     """Uniform random k-SAT: m clauses, each on k distinct variables with random signs.
 
@@ -287,10 +277,10 @@ def random_ksat(n: int, m: int, k: int, rng: np.random.Generator) -> Formula:
     >>> f.nv, f.m, all(len({abs(l) for l in c}) == 3 for c in f.clauses)
     (5, 4, True)
     """
-    n = _check_int("n", n, 1)
-    m = _check_int("m", m, 0)
-    k = _check_int("k", k, 1)
-    rng = _check_rng(rng)
+    n = expect_int(n, "n", minimum=1)
+    m = expect_int(m, "m", minimum=0)
+    k = expect_int(k, "k", minimum=1)
+    rng = expect_generator(rng)
     if k > n:
         raise ValueError(f"k: a clause needs k <= n distinct variables, got k = {k} > n = {n}")
     clauses = []
@@ -333,10 +323,10 @@ def random_e3sat(n: int, m: int, B: int, rng: np.random.Generator) -> Formula:
     >>> int(occurrences(f).max()) <= 4, f.m
     (True, 8)
     """
-    n = _check_int("n", n, 3)
-    m = _check_int("m", m, 0)
-    B = _check_int("B", B, 1)
-    rng = _check_rng(rng)
+    n = expect_int(n, "n", minimum=3)
+    m = expect_int(m, "m", minimum=0)
+    B = expect_int(B, "B", minimum=1)
+    rng = expect_generator(rng)
     if 3 * m > n * B:
         raise ValueError(f"m: MAX-E3SAT(B) needs 3m <= nB, got m = {m}, n = {n}, B = {B} (3m = {3 * m} > {n * B})")
     clauses = []
@@ -357,10 +347,10 @@ def planted_e3sat(n: int, m: int, B: int, rng: np.random.Generator) -> tuple[For
     >>> count_unsatisfied(f, a)
     0
     """
-    n = _check_int("n", n, 3)
-    m = _check_int("m", m, 0)
-    B = _check_int("B", B, 1)
-    rng = _check_rng(rng)
+    n = expect_int(n, "n", minimum=3)
+    m = expect_int(m, "m", minimum=0)
+    B = expect_int(B, "B", minimum=1)
+    rng = expect_generator(rng)
     if 3 * m > n * B:
         raise ValueError(f"m: MAX-E3SAT(B) needs 3m <= nB, got m = {m}, n = {n}, B = {B}")
     hidden = rng.integers(0, 2, size=n).astype(bool)
@@ -526,8 +516,8 @@ def instance_batch(seed: int = 0, n_planted: int = 50, n_over: int = 50, n_max: 
     [('planted', True), ('planted', True), ('over', True), ('over', True)]
     """
     for name, v in (("n_planted", n_planted), ("n_over", n_over)):
-        _check_int(name, v, 0)
-    n_max = _check_int("n_max", n_max, 8)
+        expect_int(v, name, minimum=0)
+    n_max = expect_int(n_max, "n_max", minimum=8)
     rng = np.random.default_rng([int(seed), 3])
     out = []
     for t in range(n_planted):

@@ -59,6 +59,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from theory._validate import expect_int
+
 from .formulas import Formula, as_assignment, as_formula, used_variables
 
 __all__ = ["MAX_NETWORK_BYTES", "ReductionNetwork", "build_network", "network_size", "clause_matrix",
@@ -123,12 +125,6 @@ def _idx_dtype(size: int):
     return np.int32 if size < 2**31 - 1 else np.int64
 
 
-def _check_pos_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
-    return int(v)
-
-
 def network_size(cnf, B: int | None = None, copies: int | None = None, form: str = "faithful",
                  bias: str = "exact", drop_unused: bool = True,
                  max_bytes: int | None = MAX_NETWORK_BYTES) -> dict:
@@ -153,11 +149,11 @@ def network_size(cnf, B: int | None = None, copies: int | None = None, form: str
     max_occ = int(counts.max())
     if B is None:
         B = max_occ
-    B = _check_pos_int("B", B)
+    B = expect_int(B, "B")
     if max_occ > B:
         i = int(used[np.argmax(counts)])
         raise ValueError(f"B: the formula violates the stated B = {B}: variable {i} occurs {max_occ} times")
-    c = 100 * B * B if copies is None else _check_pos_int("copies", copies)
+    c = 100 * B * B if copies is None else expect_int(copies, "copies")
     if form not in ("faithful", "compact"):
         raise ValueError(f"form: expected 'faithful' or 'compact', got {form!r}")
     _check_bias(bias)

@@ -1,8 +1,15 @@
-"""Validation at the boundary of :mod:`theory` (private).
+"""The one family of input validators of the three packages (private).
 
 Every public function converts its inputs here, so that bad input raises a ``ValueError`` that
 names the argument, says what was expected and what came -- never a deep numpy traceback and
 never a silent ``nan``.  Positive-definiteness is decided by a float64 Cholesky factorisation.
+
+Two phrasings, one family: the array-level converters of :mod:`theory` (``as_array``,
+``as_cov``, ``as_scalar`` ...) say "``x`` must be ...; got ...", as the theory API always has;
+the ``expect_*`` checks of settings, configurations and command-line values (used by
+:mod:`reduction` and :mod:`empirics`, whose messages reach a command line as one line) say
+"``name``: expected ..., got ...".  Both are here so that a rule (what counts as an integer, a
+finite number, a seed) is written once.
 """
 
 from __future__ import annotations
@@ -118,6 +125,81 @@ def as_rng(rng, name: str = "rng") -> np.random.Generator:
         return np.random.default_rng(int(rng))
     raise ValueError(f"{name} must be a numpy.random.Generator (e.g. np.random.default_rng(0)) or an "
                      f"int seed; got {type(rng).__name__}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def expect_int(v, name: str, *, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """``v`` as an ``int`` (bools and floats refused) within ``[minimum, maximum]``.
+
+    >>> expect_int(3, "epochs")
+    3
+    >>> expect_int(0, "seed", minimum=0)
+    0
+    """
+    if not _is_int(v) or (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        if minimum == 1 and maximum is None:
+            what = "a positive integer"
+        elif minimum == 0 and maximum is None:
+            what = "a non-negative integer"
+        elif maximum is None:
+            what = "an integer" if minimum is None else f"an integer >= {minimum}"
+        else:
+            what = f"an integer in [{minimum}, {maximum}]"
+        raise ValueError(f"{name}: expected {what}, got {v!r}")
+    return int(v)
+
+
+def expect_number(v, name: str, *, positive: bool = False, nonneg: bool = False, finite: bool = True,
+                  upper: float | None = None, upper_open: bool = False, what: str | None = None) -> float:
+    """``v`` as a ``float`` (bools and strings refused): finite, and > 0 / >= 0 / <= ``upper`` when asked.
+
+    ``what`` replaces the description in the message (e.g. "a positive finite number (Theorem 2
+    needs noise)").
+
+    >>> expect_number(0.1, "sigma", positive=True)
+    0.1
+    """
+    ok = isinstance(v, (Real, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_))
+    f = float(v) if ok else math.nan
+    if ok and finite:
+        ok = math.isfinite(f)
+    if ok and positive:
+        ok = f > 0
+    if ok and nonneg:
+        ok = f >= 0
+    if ok and upper is not None:
+        ok = f < upper if upper_open else f <= upper
+    if not ok:
+        if what is None:
+            what = ("a positive finite number" if positive else "a non-negative finite number" if nonneg
+                    else "a finite number" if finite else "a number")
+            if upper is not None:
+                what += f" {'<' if upper_open else '<='} {upper}"
+        raise ValueError(f"{name}: expected {what}, got {v!r}")
+    return f
+
+
+def expect_choice(v, name: str, choices) -> object:
+    """``v`` if it is one of ``choices``, else ``ValueError`` listing them.
+
+    >>> expect_choice("full", "covariance", ("full", "diag"))
+    'full'
+    """
+    choices = tuple(choices)
+    if isinstance(v, (list, dict, set)) or v not in choices:
+        listed = " or ".join(repr(c) for c in choices) if len(choices) <= 3 else f"one of {sorted(choices)}"
+        raise ValueError(f"{name}: expected {listed}, got {v!r}")
+    return v
+
+
+def expect_generator(rng, name: str = "rng") -> np.random.Generator:
+    """A ``numpy.random.Generator`` (no seeds, no global state), else ``ValueError``."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{name}: expected a numpy.random.Generator (np.random.default_rng(seed)), got {rng!r}")
+    return rng
 
 
 def log_base(base) -> float:

@@ -35,45 +35,23 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+import theory
+
 from ..data import default_mixture
 from ..defenses.noise import GaussianNoise
+from ..kinds.optimality import OptimalityResult
 from ..models import SplitModel
+from ..seeding import stream_seed, torch_generator
 from .decoder import DecoderAttack
 from .gan import GANAttack
 from .optimization import OptimizationAttack
-from ..seeding import stream_seed, torch_generator
 
-__all__ = ["OptimalityRecord", "linear_setting", "nonlinear_setting", "snis_posterior_mean",
-           "run_optimality"]
-
-
-@dataclass
-class OptimalityRecord:
-    """One attack in one setting (per-dimension MSEs)."""
-
-    attack: str
-    setting: str
-    mse: float
-    mse_stderr: float
-    mmse: float
-    mmse_stderr: float
-    ratio: float
-    bayes_mse: float
-    diff_stderr: float
-    thm1_bound: float | None
-    ess_median: float | None
-    n_test: int
-    seconds: float
-    thm1_bound_stderr: float | None = None  # delta method from the Monte-Carlo s.e. of H(x|z)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["linear_setting", "nonlinear_setting", "snis_posterior_mean", "run_optimality"]
 
 
 def _head(k: int, classes: int) -> nn.Module:
@@ -121,7 +99,7 @@ def snis_posterior_mean(z: torch.Tensor, pool_x: torch.Tensor, pool_fx: torch.Te
     return torch.cat(outs), torch.cat(ess)
 
 
-def _attacks(names, epochs, quick):
+def _attacks(names, epochs, opt_steps):
     out = {}
     for n in names:
         if n == "decoder":
@@ -129,7 +107,7 @@ def _attacks(names, epochs, quick):
         elif n == "gan":
             out[n] = GANAttack(hidden=128, depth=3, epochs=max(epochs // 2, 3), batch_size=256, lr=5e-3)
         elif n == "optimization":
-            out[n] = OptimizationAttack(p=2.0, tv=0.0, steps=100 if quick else 200, lr=0.05, init="mean")
+            out[n] = OptimizationAttack(p=2.0, tv=0.0, steps=opt_steps, lr=0.05, init="mean")
         else:
             raise ValueError(f"attacks: expected names among decoder, gan, optimization; got {n!r}")
     return out
@@ -138,12 +116,13 @@ def _attacks(names, epochs, quick):
 def run_optimality(*, d: int = 16, sigmas_linear=(0.2, 0.5, 1.0), sigmas_nonlinear=(0.1, 0.3),
                    attacks=("decoder", "gan", "optimization"), n_aux: int = 20000, n_test: int = 2000,
                    epochs: int = 20, pool: int = 50000, n_entropy: int = 4000, seed: int = 0,
-                   device="cpu", quick: bool = False, progress: bool = False, on_record=None,
-                   num_threads: int | None = 1, resume=None) -> list[OptimalityRecord]:
-    """Run every attack in every setting; one :class:`OptimalityRecord` per (attack, setting).
+                   device="cpu", quick: bool = False, opt_steps: int | None = None, progress: bool = False,
+                   on_record=None, num_threads: int | None = 1, resume=None) -> list[OptimalityResult]:
+    """Run every attack in every setting; one :class:`OptimalityResult` per (attack, setting).
 
-    ``on_record(record)`` is called as each record finishes (for incremental output).
-    ``resume``: record dicts (``OptimalityRecord.to_dict()``) of an interrupted run *with the same
+    ``opt_steps``: gradient steps of the optimization attack (default 100 with ``quick``, else 200).
+    ``on_record(result)`` is called as each result finishes (for incremental output).
+    ``resume``: result dicts (``OptimalityResult.to_dict()``) of an interrupted run *with the same
     arguments*; those (attack, setting) pairs are returned as they are instead of being re-run.
     ``num_threads``: torch CPU threads during the run (restored afterwards; the networks are small
     MLPs, for which one thread is fastest); ``None`` leaves the setting alone.
@@ -154,18 +133,17 @@ def run_optimality(*, d: int = 16, sigmas_linear=(0.2, 0.5, 1.0), sigmas_nonline
     try:
         done = {}
         for r in resume or ():
-            rec = OptimalityRecord(**{k: r[k] for k in OptimalityRecord.__dataclass_fields__ if k in r})
+            rec = OptimalityResult.from_dict(r)
             done[(rec.attack, rec.setting)] = rec
+        steps = opt_steps if opt_steps is not None else (100 if quick else 200)
         return _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, pool, n_entropy, seed,
-                    device, quick, progress, on_record, done)
+                    device, steps, progress, on_record, done)
     finally:
         torch.set_num_threads(old)
 
 
 def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, pool, n_entropy, seed, device,
-         quick, progress, on_record, done):
-    import theory
-
+         opt_steps, progress, on_record, done):
     if n_aux < 10 or n_test < 10:
         raise ValueError(f"n_aux, n_test: expected at least 10 samples, got {n_aux}, {n_test}")
     gmm = default_mixture(d, 3, separation=1.0, seed=seed)
@@ -173,7 +151,7 @@ def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, poo
     aux_x = torch.tensor(gmm.sample(n_aux, rng), dtype=torch.float32)
     test_x = torch.tensor(gmm.sample(n_test, rng), dtype=torch.float32)
     aux = (aux_x, torch.zeros(n_aux, dtype=torch.int64))
-    records: list[OptimalityRecord] = []
+    records: list[OptimalityResult] = []
     settings = [("linear", s) for s in sigmas_linear] + [("nonlinear", s) for s in sigmas_nonlinear]
     for kind, sigma in settings:
         name = f"{kind} sigma={sigma:g}"
@@ -207,7 +185,7 @@ def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, poo
             v_err = v
             ess_med = float(ess.median())
         mmse, mmse_se = float(np.mean(v)), float(np.std(v, ddof=1) / math.sqrt(len(v)))
-        for aname, att in _attacks(attacks, epochs, quick).items():
+        for aname, att in _attacks(attacks, epochs, opt_steps).items():
             if (aname, name) in done:
                 records.append(done[(aname, name)])
                 continue
@@ -216,10 +194,12 @@ def _run(d, sigmas_linear, sigmas_nonlinear, attacks, n_aux, n_test, epochs, poo
             xh = att.reconstruct(z_test).cpu().double()
             per = ((xh - test_x.double()) ** 2).mean(1).numpy()
             diff = per - v_err  # paired: the attack and the Bayes estimator on the same test pairs
-            rec = OptimalityRecord(aname, name, float(per.mean()), float(per.std(ddof=1) / math.sqrt(len(per))),
-                                   mmse, mmse_se, float(per.mean()) / mmse, float(np.mean(v_err)),
-                                   float(diff.std(ddof=1) / math.sqrt(len(diff))), bound, ess_med, n_test,
-                                   time.perf_counter() - t0, bound_se)
+            rec = OptimalityResult(attack=aname, setting=name, mse=float(per.mean()),
+                                   mse_stderr=float(per.std(ddof=1) / math.sqrt(len(per))), mmse=mmse,
+                                   mmse_stderr=mmse_se, ratio=float(per.mean()) / mmse, bayes_mse=float(np.mean(v_err)),
+                                   diff_stderr=float(diff.std(ddof=1) / math.sqrt(len(diff))), thm1_bound=bound,
+                                   ess_median=ess_med, n_test=n_test, seconds=time.perf_counter() - t0,
+                                   thm1_bound_stderr=bound_se)
             records.append(rec)
             if on_record is not None:
                 on_record(rec)

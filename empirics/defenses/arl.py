@@ -18,12 +18,11 @@ import torch
 from torch import nn
 
 from ._util import check_strength, flat
-from .base import Defense, register
+from .base import Defense
 
 __all__ = ["ARL"]
 
 
-@register
 class ARL(Defense):
     """Adversarial training against a proxy decoder, weight ``alpha``.
 

@@ -32,7 +32,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
-__all__ = ["Step", "EpochContext", "Defense", "register", "get_defense", "make_defense",
+from ..parameters import constructor_params
+
+__all__ = ["Step", "EpochContext", "Defense", "register", "get_defense", "make_defense", "defense_params",
            "available_defenses"]
 
 
@@ -150,6 +152,13 @@ def get_defense(name: str) -> type[Defense]:
 def make_defense(name: str, **kwargs) -> Defense:
     """Create a registered defense by name, e.g. ``make_defense("noise", sigma=0.1)``."""
     return get_defense(name)(**kwargs)
+
+
+def defense_params(defense: Defense) -> dict:
+    """The constructor parameters of a defense object, read back from its attributes (those its
+    registered entry takes; see :func:`empirics.parameters.constructor_params`)."""
+    names = [p.name for p in constructor_params(get_defense(defense.name))]
+    return {n: getattr(defense, n) for n in names if hasattr(defense, n)}
 
 
 DefenseFactory = Callable[..., Defense]

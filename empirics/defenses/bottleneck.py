@@ -12,12 +12,11 @@ from __future__ import annotations
 import math
 
 from ._util import check_strength
-from .base import Defense, register
+from .base import Defense
 
 __all__ = ["Bottleneck"]
 
 
-@register
 class Bottleneck(Defense):
     """Zero the last ``ceil(drop·C)`` feature channels (``drop`` ∈ [0, 1)).
 

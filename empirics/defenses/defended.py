@@ -69,26 +69,26 @@ import torch
 from torch import nn
 
 from ._util import data_len
-from .base import Defense, EpochContext, Step
+from ..parameters import fill_seed, normalise_params, split_spec
+from .base import Defense, EpochContext, Step, get_defense, make_defense
 
 __all__ = ["defend", "DefendedEncoder", "resolve_defenses"]
 
 
 def resolve_defenses(defenses, *, seed: int = 0) -> list[Defense]:
     """Defense instances from specs: ``"cem:lam=0.01"``, ``("cem", {"lam": 0.01})``, a
-    :class:`~empirics.runs.DefenseSpec` or a :class:`~.base.Defense` (used as is).
+    :class:`~empirics.specs.DefenseSpec` or a :class:`~.base.Defense` (used as is).
 
-    Names and parameters are checked against the registry (:meth:`DefenseSpec.parse`): an
+    Names and parameters are checked against the registry (:func:`empirics.parameters.normalise_params`): an
     unknown name or parameter is a ``ValueError`` naming it and listing the valid ones.  A spec
     without a ``seed`` gets one from ``seed``'s "defense" stream (its index in the list).
 
     >>> [type(d).__name__ for d in resolve_defenses(["noise:sigma=0.1", ("dropout", {"p": 0.2})])]
     ['GaussianNoise', 'FeatureDropout']
     """
-    from ..runs import DefenseSpec
     if defenses is None:
         return []
-    if isinstance(defenses, (str, Defense, DefenseSpec)):
+    if isinstance(defenses, (str, Defense)) or _is_spec(defenses):
         defenses = [defenses]
     try:
         items = list(defenses)
@@ -99,8 +99,14 @@ def resolve_defenses(defenses, *, seed: int = 0) -> list[Defense]:
     for i, spec in enumerate(items):
         if isinstance(spec, Defense):
             d = spec
-        elif isinstance(spec, (str, DefenseSpec)) or (isinstance(spec, (tuple, list)) and len(spec) == 2):
-            d = DefenseSpec.parse(spec).build(int(seed), i)
+        elif _is_spec(spec):
+            d = spec.build(int(seed), i)
+        elif isinstance(spec, str) or (isinstance(spec, (tuple, list)) and len(spec) == 2):
+            if not isinstance(spec, str) and not isinstance(spec[1], dict):
+                raise ValueError(f"defense: expected 'NAME:k=v', (name, params) or a Defense, got {spec!r}")
+            name, kw = split_spec(spec, "defense") if isinstance(spec, str) else (spec[0], dict(spec[1]))
+            params = dict(normalise_params(get_defense(name), name, kw, "defense"))
+            d = make_defense(name, **fill_seed(params, int(seed), i))
         else:
             raise ValueError(f"defenses[{i}]: expected 'name:k=v', (name, params), a DefenseSpec or a Defense, "
                              f"got {type(spec).__name__}")
@@ -108,6 +114,11 @@ def resolve_defenses(defenses, *, seed: int = 0) -> list[Defense]:
             raise ValueError(f"defenses[{i}]: the same {d.name!r} defense object is listed twice")
         out.append(d)
     return out
+
+
+def _is_spec(obj) -> bool:
+    """A :class:`~empirics.specs.DefenseSpec` (read by its shape: that module sits above this one)."""
+    return hasattr(obj, "build") and hasattr(obj, "params") and isinstance(getattr(obj, "name", None), str)
 
 
 def _overrides(d: Defense, hook: str) -> bool:
@@ -382,7 +393,7 @@ def defend(*, encoder: nn.Module, defenses=(), optimizer=None, head: nn.Module |
         Your client model; maps inputs to features.
     defenses : list
         Each ``"name:k=v,..."`` (e.g. ``"cem:lam=0.01"``), ``(name, {params})``, a
-        :class:`~empirics.runs.DefenseSpec` or a :class:`~.base.Defense` object (used as is),
+        :class:`~empirics.specs.DefenseSpec` or a :class:`~.base.Defense` object (used as is),
         from the registry (:func:`~.base.available_defenses`); applied in list order.
     optimizer : torch.optim.Optimizer, optional
         Your optimizer (CEM ``objective="code"`` reads its current learning rate).  The defenses'

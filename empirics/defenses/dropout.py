@@ -8,12 +8,11 @@ from __future__ import annotations
 import torch
 
 from ._util import check_strength
-from .base import Defense, register
+from .base import Defense
 
 __all__ = ["FeatureDropout"]
 
 
-@register
 class FeatureDropout(Defense):
     """Random feature dropout with probability ``p`` ∈ [0, 1).
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from ._util import check_strength, flat
-from .base import Defense, register
+from .base import Defense
 
 __all__ = ["UniCon", "MixCon", "unicon_loss", "mixcon_loss"]
 
@@ -68,7 +68,6 @@ def mixcon_loss(h: torch.Tensor, lam: float, beta: float) -> torch.Tensor:
     return lam * dd.mean() + beta * (1.0 / (dd + 1e-8)).mean()
 
 
-@register
 class UniCon(Defense):
     """Within-class pairwise-distance penalty ``lam · L_unicon`` (MixCon appendix §D.1)."""
 
@@ -91,7 +90,6 @@ class UniCon(Defense):
         return self.lam * unicon_loss(step.z, step.y)
 
 
-@register
 class MixCon(Defense):
     """MixCon separability loss with weights ``lam`` (pull) and ``beta`` (anti-collapse)."""
 

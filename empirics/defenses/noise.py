@@ -12,12 +12,11 @@ from __future__ import annotations
 import torch
 
 from ._util import check_strength
-from .base import Defense, register
+from .base import Defense
 
 __all__ = ["GaussianNoise"]
 
 
-@register
 class GaussianNoise(Defense):
     """Add N(0, σ²I) to the features; σ = 0 is the identity (and draws no random numbers).
 

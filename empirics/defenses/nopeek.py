@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ._util import check_strength, flat
-from .base import Defense, register
+from .base import Defense
 
 __all__ = ["NoPeek", "distance_correlation"]
 
@@ -42,7 +42,6 @@ def distance_correlation(x: torch.Tensor, z: torch.Tensor, eps: float = 1e-12) -
     return torch.sqrt(dxy.clamp_min(0) + eps) / (dxx * dyy).clamp_min(eps) ** 0.25
 
 
-@register
 class NoPeek(Defense):
     """Add ``alpha · dCor(x, z_sent)`` to the loss."""
 

@@ -21,7 +21,7 @@ import warnings
 import torch
 from torch import nn
 
-from .base import Defense, register
+from .base import Defense
 
 __all__ = ["TLFreeze"]
 
@@ -36,7 +36,6 @@ def _stay_eval(module, args):
         module.train(False)
 
 
-@register
 class TLFreeze(Defense):
     """Pre-train on ``public_data``, then freeze the first ``freeze`` parametrised encoder layers.
 

@@ -29,6 +29,8 @@ import torch
 
 import theory
 
+from ..defenses.cem.mixture import fit_class_mixture
+from ..seeding import torch_generator
 from .affine import UPPER_SE, AffineMap, departure_correction, input_rounding_floor
 
 __all__ = ["Bound", "NotDifferentiable", "certified_bounds", "fitted_bounds", "fisher_per_input", "fisher_bounds",
@@ -137,7 +139,6 @@ def fitted_bounds(z: torch.Tensor, y: torch.Tensor, num_classes: int, *, noise_s
     the fitted covariances and is moved to the channel noise (subtracted from them), so that
     ½ log|Σᵢ + Σp|/|Σp| has the internal noise in its denominator.
     """
-    from ..defenses.cem import fit_class_mixture
     s_tot = math.sqrt(noise_sd ** 2 + encoder_noise ** 2)
     k = z.shape[1]
     try:
@@ -168,7 +169,6 @@ def _psd_part(covs: np.ndarray) -> np.ndarray:
 
 def fisher_per_input(encode, x: torch.Tensor, *, sigma: float, seed: int, device) -> np.ndarray:
     """dFIL(x) = Tr J(x)ᵀJ(x) / (σ² d) per input by Hutchinson (:data:`FISHER_PROBES` probes)."""
-    from ..seeding import torch_generator
     g = torch_generator(int(seed), "mc", 1)
     d = x[0].numel()
     per = []

@@ -11,10 +11,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..runs import chance_level, near_chance
+from ..checks import chance_level, near_chance
+from ..defenses import make_defense
+from ..device import resolve_device
+from ..metrics import psnr, ssim
+from ..models import SplitModel
 from ..seeding import stream_seed, torch_generator
 from .check_encoder import DeployedEncoder, EncoderError
 from .check_verdict import AttackRun
+from ..training import evaluate, train
 from .common import RunContext
 
 __all__ = ["deploy", "observe", "run_attacks", "noise_warnings", "HEAD_HIDDEN"]
@@ -65,10 +70,6 @@ def observe(model, x: torch.Tensor, *, seed: int, dev) -> torch.Tensor:
 
 def deploy(subject, cfg, ctx: RunContext, warnings: list):
     """The split model as deployed (noise defense σ); trains encoder + head, or the head only."""
-    from ..defenses import make_defense
-    from ..device import resolve_device
-    from ..models import SplitModel
-    from ..training import evaluate, train
     split = subject.split
     dev = resolve_device(ctx.device)
     enc = DeployedEncoder(subject.encoder, frozen=not cfg.train_encoder).to(dev)
@@ -131,7 +132,6 @@ def _errors(x: torch.Tensor, xh: torch.Tensor) -> np.ndarray:
 
 
 def _image_metrics(x: torch.Tensor, xh: torch.Tensor) -> dict:
-    from ..metrics import psnr, ssim
     if x.ndim != 4 or x.min() < 0 or x.max() > 1:
         return {}
     xh = xh.detach().cpu().double().clamp(0, 1)

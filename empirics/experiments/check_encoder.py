@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..seeding import stream_seed
-from .check_config import HASH_DIGITS, file_hash
+from ..kinds.check_defense import HASH_DIGITS, file_hash
 
 __all__ = ["EncoderError", "DeployedEncoder", "spec_hash", "module_hash", "build_encoder", "validate_output",
            "load_weights", "internal_noise_sd", "STOCHASTIC_RTOL"]

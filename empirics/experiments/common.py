@@ -1,7 +1,9 @@
 """Building blocks of every run: data for a configuration, a trained model, an attacked model.
 
-Each function takes a configuration (:mod:`empirics.runs`) and a :class:`RunContext` (where and
-how to run — never part of a result's identity) and returns plain numbers.
+Each function takes a configuration (:class:`empirics.specs.TrainConfig`,
+:class:`empirics.specs.AttackSpec`) and a :class:`RunContext` (where and how to run — never part of
+a result's identity) and returns plain numbers.  Torch and the training code are imported by the
+functions that train (deferred: the kinds import this module and must stay torch-free).
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runs import AttackSpec, TrainConfig, chance_level, near_chance
+from .. import registry
+from ..checks import chance_level, near_chance
+from ..records import config_key
+from ..seeding import stream_seed
+from ..specs import AttackSpec, TrainConfig
 
 __all__ = ["RunContext", "load_split", "build_model", "TrainedModel", "train_model", "attack_model",
            "subset"]
@@ -38,7 +44,6 @@ class RunContext:
 
 def load_split(cfg: TrainConfig, ctx: RunContext):
     """The data split a training configuration names (checked against its fingerprint)."""
-    from .. import registry
     split = registry.load_dataset(cfg.dataset, seed=cfg.data_seed, root=ctx.data_root)
     if cfg.data_fingerprint is not None:
         got = registry.fingerprint(split)
@@ -50,7 +55,7 @@ def load_split(cfg: TrainConfig, ctx: RunContext):
 
 def build_model(cfg: TrainConfig, split):
     """The untrained split model of ``cfg`` (weights from the seed's "init" stream)."""
-    from ..models import make_model
+    from ..models import make_model  # deferred: torch
     kw: dict = {"bottleneck": cfg.bottleneck}
     if cfg.preset == "synthetic":
         kw.update(input_shape=split.input_shape, hidden=64)
@@ -74,13 +79,12 @@ class TrainedModel:
 
 def train_model(cfg: TrainConfig, ctx: RunContext) -> TrainedModel:
     """Train ``cfg``'s model; a diverged or near-chance model is returned with ``failed`` set."""
-    from ..training import evaluate, train
+    from ..training import evaluate, train  # deferred: torch
     split = load_split(cfg, ctx)
     model = build_model(cfg, split)
     checkpoint = ctx.checkpoint
-    if checkpoint is None and ctx.checkpoint_dir is not None:
-        from ..runs import TrainRunConfig
-        checkpoint = Path(ctx.checkpoint_dir) / f"{TrainRunConfig(train=cfg).key()}.pt"
+    if checkpoint is None and ctx.checkpoint_dir is not None:  # named by the key of its `train` run
+        checkpoint = Path(ctx.checkpoint_dir) / f"{config_key({'kind': 'train', 'train': cfg.to_dict()})}.pt"
     try:
         res = train(model, split.train, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                     optimizer=cfg.optimizer, weight_decay=cfg.weight_decay, seed=cfg.seed, device=ctx.device,
@@ -95,7 +99,7 @@ def train_model(cfg: TrainConfig, ctx: RunContext) -> TrainedModel:
 
 
 def subset(ds, n):
-    from ..data import ArrayDataset
+    from ..data import ArrayDataset  # deferred: torch
     n = min(n, len(ds))
     return ArrayDataset(ds.x[:n], ds.y[:n], name=getattr(ds, "name", "data"))
 
@@ -103,7 +107,6 @@ def subset(ds, n):
 def attack_model(model, split, spec: AttackSpec, *, seed: int, ctx: RunContext, eval_train: bool = True) -> dict:
     """Fit attack ``spec`` on the training split (the attacker's auxiliary data) and score it on
     held-out inputs (``test``) and, with ``eval_train``, on as many training inputs (``train``)."""
-    from ..seeding import stream_seed
     att = spec.build()
     att.fit(model, split.train, seed=seed, device=ctx.device, progress=ctx.progress)
     out = {"test": att.evaluate(model, split.test, seed=seed)}

@@ -21,7 +21,7 @@ Steps (:func:`check_defense`; the command line ``invlimits check-defense`` is a 
 
 Warnings: a stochastic encoder (two eval-mode passes differ — Theorem 2 assumes ẑ = f(x)
 deterministic; ``encoder_noise=`` declares internal Gaussian noise as channel noise), accuracy near
-chance (binomial test, :func:`empirics.runs.near_chance`), a failed attack.
+chance (binomial test, :func:`empirics.checks.near_chance`), a failed attack.
 """
 
 from __future__ import annotations
@@ -30,24 +30,32 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from torch import nn
 
 import theory
 
-from ..runs import AttackSpec, chance_level
+from theory._io import write_json_atomic
+
+from ..checks import chance_level
+from ..data import DataSplit, synthetic_mixture
+from ..kinds.check_defense import (CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TEST, PRIOR_N_TRAIN, SPLIT_DATASET,
+                                   CheckDefenseConfig, CheckDefenseResult, check_sigma, file_hash)
+from ..records import Record
+from ..registry import fingerprint, load_dataset, spec
+from ..specs import AttackSpec
+from ..store import RecordStore, make_record
 from ..usercode import load_factory
-from .check_config import (CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TEST, PRIOR_N_TRAIN, SPLIT_DATASET,
-                           CheckDefenseConfig, CheckDefenseResult, file_hash)
+from .check_analysis import analyse
 from .check_deploy import deploy, noise_warnings, observe, run_attacks
 from .check_encoder import build_encoder, load_weights, module_hash, spec_hash, validate_output
 from .check_verdict import comparisons, verdict
 from .common import RunContext
-from .runner import Outcome, runner
+from .runner import device_name
 
-__all__ = ["check_defense", "check_defense_record", "check_defense_config", "run_check", "Subject"]
+__all__ = ["check_defense", "check_defense_record", "check_defense_config", "run_check", "prepare_subject", "Subject"]
 
 #: inputs the encoder's output is validated on; two passes over them measure internal noise (256
 #: inputs × the features give a relative s.e. of the noise s.d. of at most ~4 %)
@@ -82,8 +90,6 @@ def _gmm_hash(g) -> str:
 def _load_data(dataset, seed: int, n_train: int, n_test: int):
     """(split, known prior or None, dataset name, content hash or None) of a registered name, a
     user's ``theory.GaussianMixture`` (samples drawn, labels = component) or an in-memory DataSplit."""
-    from ..data import DataSplit, synthetic_mixture
-    from ..registry import fingerprint, load_dataset, spec
     if isinstance(dataset, theory.GaussianMixture):
         split = synthetic_mixture(n_train, n_test, gmm=dataset, seed=seed)
         return split, dataset, PRIOR_DATASET, _gmm_hash(dataset)
@@ -160,7 +166,6 @@ def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_en
 
 def run_check(subject: Subject, cfg: CheckDefenseConfig, ctx: RunContext) -> CheckDefenseResult:
     """Deploy, attack, bound and judge ``subject`` under ``cfg`` (the runner of kind "check-defense")."""
-    from .check_analysis import analyse
     warnings: list[str] = []
     flags = [p.requires_grad for p in subject.encoder.parameters()]
     try:
@@ -185,32 +190,19 @@ def run_check(subject: Subject, cfg: CheckDefenseConfig, ctx: RunContext) -> Che
         conditional_entropy=an.conditional_entropy, dfil=an.dfil)
 
 
-@runner("check-defense")
-def _run_config(cfg: CheckDefenseConfig, ctx: RunContext) -> Outcome:
-    if cfg.dataset in (PRIOR_DATASET, SPLIT_DATASET) or cfg.encoder.startswith("<"):
-        raise ValueError("config: this check-defense configuration names a library object (a module, a callable or "
-                         "a Gaussian-mixture prior); run it with empirics.experiments.check_defense")
-    subject = prepare_subject(cfg.encoder, dataset=cfg.dataset, weights=cfg.weights, seed=cfg.seed)
-    if (subject.encoder_hash, subject.weights_hash) != (cfg.encoder_hash, cfg.weights_hash):
-        raise ValueError("encoder: the module file or the weights changed since this configuration was made")
-    return Outcome("ok", run_check(subject, cfg, ctx))
-
-
 def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encoder_noise: float = 0.0, weights=None,
                          train_encoder: bool | None = None, head: bool = True, out=None, epochs: int = 15,
                          attack_epochs: int = 20, attacks: Sequence = ("decoder", "optimization"), seed: int = 0,
                          device="auto", k_per_class: int = 3, progress: bool = False, opt_steps: int = 200,
                          fisher_samples: int = 256, n_mc: int = N_MC, n_train: int = PRIOR_N_TRAIN,
-                         n_test: int = PRIOR_N_TEST, reuse: bool = True):
-    """:func:`check_defense` returning the stored :class:`empirics.runs.Record` (the CLI's entry point).
+                         n_test: int = PRIOR_N_TEST, reuse: bool = True) -> Record:
+    """:func:`check_defense` returning the stored :class:`empirics.records.Record` (the CLI's entry point).
 
     With ``out``, the record goes to ``out/records/<key>.json`` and an ``ok`` record of the same
     configuration found there is reused (``reuse=False`` reruns).
     """
-    from ..store import RecordStore, make_record
-    from .check_config import _check_sigma
-    _check_sigma(noise, "noise", positive=True)
-    _check_sigma(encoder_noise, "encoder_noise", positive=False)
+    check_sigma(noise, "noise", positive=True)
+    check_sigma(encoder_noise, "encoder_noise", positive=False)
     subject = prepare_subject(encoder, dataset=dataset, weights=weights, seed=seed, n_train=n_train, n_test=n_test)
     cfg = check_defense_config(subject, noise=noise, encoder_noise=encoder_noise, train_encoder=train_encoder,
                                head=head, epochs=epochs, attacks=_attack_specs(attacks, attack_epochs, opt_steps),
@@ -224,14 +216,20 @@ def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encod
     ctx = RunContext(device=device, progress=progress)
     t0 = time.perf_counter()
     res = run_check(subject, cfg, ctx)
-    from .runner import _device_name
-    rec = make_record(cfg, "ok", result=res, seconds=time.perf_counter() - t0, device=_device_name(device))
+    rec = make_record(cfg, "ok", result=res, seconds=time.perf_counter() - t0, device=device_name(device))
     if store is not None:
         store.put(rec)
     return rec
 
 
-def check_defense(encoder, *, dataset="digits", noise: float = 0.1, out=None, **kw) -> dict:
+def check_defense(encoder: "str | Callable[[], nn.Module] | nn.Module", *,
+                  dataset: "str | theory.GaussianMixture | DataSplit" = "digits", noise: float = 0.1,
+                  encoder_noise: float = 0.0, weights: "str | Path | None" = None, train_encoder: bool | None = None,
+                  head: bool = True, epochs: int = 15, attack_epochs: int = 20,
+                  attacks: Sequence[str] = ("decoder", "optimization"), opt_steps: int = 200,
+                  fisher_samples: int = 256, k_per_class: int = 3, n_mc: int = N_MC, n_train: int = PRIOR_N_TRAIN,
+                  n_test: int = PRIOR_N_TEST, seed: int = 0, device: str = "auto", progress: bool = False,
+                  out: "str | Path | None" = None, reuse: bool = True) -> CheckDefenseResult:
     """Check a user's encoder, as deployed, against every bound; a tested verdict.
 
     Parameters
@@ -240,7 +238,8 @@ def check_defense(encoder, *, dataset="digits", noise: float = 0.1, out=None, **
         A string is imported with :func:`empirics.usercode.load_factory` — this runs the user's
         code.  A factory's encoder is trained with a head under the noise; an ``nn.Module``
         instance is checked as given (``train_encoder=True`` trains it in place).  Lazy layers are
-        materialised with one batch.
+        materialised with one batch.  Its output on a batch of inputs (n, *input_shape) is one
+        floating-point row per input, (n, ...) features.
     dataset : str, theory.GaussianMixture or DataSplit
         A registered dataset (``digits``, ``synthetic-mixture``, ``mnist1d``, ``lfw``), your own
         known prior (``n_train + n_test`` samples are drawn from it, labels = component), or your
@@ -256,25 +255,49 @@ def check_defense(encoder, *, dataset="digits", noise: float = 0.1, out=None, **
         Default: train a factory's encoder, check a module instance or loaded weights as given.
     head : bool
         Train a head for the accuracy figure (needed when the encoder trains).
+    epochs : int
+        Training epochs of encoder and head (or of the head alone).
+    attack_epochs, opt_steps : int
+        Epochs of the trained attacks and gradient steps of the optimization attack, where a spec
+        does not set them.
     attacks : sequence of attack specs
         ``decoder``, ``gan``, ``optimization`` (``"decoder:epochs=5"``); ``bayes`` is added by
         itself whenever the channel's posterior is known.
+    fisher_samples : int
+        Inputs whose Fisher information (Cramér–Rao, van Trees) is computed.
+    k_per_class : int
+        Mixture components per class of the H(x|z) estimate.
+    n_mc : int
+        Monte-Carlo draws (H(x), Fisher informations, the departure of the deployed encoder).
+    n_train, n_test : int
+        Samples drawn from a Gaussian-mixture ``dataset`` (ignored otherwise).
+    seed : int
+        Master seed (training, attacks, noise draws).
+    device : str
+        ``auto`` (CUDA when present), ``cpu``, ``cuda:N``.
+    progress : bool
+        Progress bars.
     out : path, optional
         Record in ``out/records`` (reused by an identical configuration) and the result as
         ``out/check_defense.json``.
+    reuse : bool
+        Reuse an identical configuration's record in ``out`` (False: run again).
 
     Returns
     -------
-    dict
-        :class:`~empirics.experiments.check_config.CheckDefenseResult` fields — ``attacks``
-        (``{name, mse, mse_stderr, n, psnr?, ssim?}``), ``bounds`` (name → ``{value, stderr,
-        rigorous, finite, assumptions}``), ``comparisons`` (``{attack, bound, difference, stderr, z,
-        status, ...}``), ``warnings``, ``verdict``, ``bug``, ``encoder_trained``, ``accuracy``,
-        ``certifiable_mse``, ``affine`` ... — plus ``key``, ``config`` and ``seconds``.
+    CheckDefenseResult
+        ``attacks`` (``{name, mse, mse_stderr, n, psnr?, ssim?}``), ``bounds`` (name → ``{value,
+        stderr, rigorous, finite, assumptions}``), ``comparisons`` (``{attack, bound, difference,
+        stderr, z, status, ...}``), ``warnings``, ``verdict``, ``bug``, ``encoder_trained``,
+        ``accuracy``, ``certifiable_mse``, ``affine`` ...; ``to_dict()`` gives them as plain data.
+        The record (key, configuration, seconds) is :func:`check_defense_record`'s.
     """
-    rec = check_defense_record(encoder, dataset=dataset, noise=noise, out=out, **kw)
-    res = {**rec.result, "key": rec.key, "config": rec.config, "seconds": rec.seconds}
+    rec = check_defense_record(encoder, dataset=dataset, noise=noise, encoder_noise=encoder_noise, weights=weights,
+                               train_encoder=train_encoder, head=head, out=out, epochs=epochs,
+                               attack_epochs=attack_epochs, attacks=attacks, seed=seed, device=device,
+                               k_per_class=k_per_class, progress=progress, opt_steps=opt_steps,
+                               fisher_samples=fisher_samples, n_mc=n_mc, n_train=n_train, n_test=n_test, reuse=reuse)
     if out is not None:
-        from ..report import write_json_atomic
-        write_json_atomic(Path(out) / "check_defense.json", res)
-    return res
+        write_json_atomic(Path(out) / "check_defense.json",
+                          {**rec.result, "key": rec.key, "config": rec.config, "seconds": rec.seconds})
+    return CheckDefenseResult.from_dict(rec.result)

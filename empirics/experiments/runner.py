@@ -1,6 +1,6 @@
 """``execute(config, store)``: run a configuration once, store its record, reuse it ever after.
 
-Every kind of run registers one runner ``fn(config, ctx) -> Outcome`` with :func:`runner`.
+Every kind names its runner ``fn(config, ctx) -> Outcome`` (:attr:`empirics.records.Kind.run`).
 :func:`execute` returns the stored record when a valid one with the configuration's key exists
 (status ``ok`` or ``failed`` — an ``error`` record is retried), otherwise runs, records and
 returns it.  Executors of sweeps (:mod:`empirics.sweep`) call the same function in their workers,
@@ -12,41 +12,22 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
-from ..runs import Config, Record
+from tqdm.auto import tqdm
+
+from ..records import Config, Outcome, Record, get_kind
 from ..store import RecordStore, make_record
 from .common import RunContext
 
-__all__ = ["Outcome", "RUNNERS", "runner", "execute", "execute_all"]
+__all__ = ["Outcome", "execute", "execute_all", "device_name"]
 
 
-@dataclass
-class Outcome:
-    """What a runner returns: ``status`` ``ok`` or ``failed`` (with ``reason``) and the result."""
-
-    status: str
-    result: Any = field(default_factory=dict)
-    reason: str = ""
-
-
-RUNNERS: dict[str, Callable[[Config, RunContext], Outcome]] = {}
-
-
-def runner(kind: str):
-    """Decorator registering the runner of configurations of ``kind``."""
-    def deco(fn):
-        RUNNERS[kind] = fn
-        return fn
-    return deco
-
-
-def _device_name(device) -> str:
+def device_name(device) -> str:
+    """The device a run used, as the record states it (``cpu``, ``cuda:0`` ...)."""
+    from ..device import resolve_device  # deferred: torch
     try:
-        from ..device import resolve_device
         return str(resolve_device(device))
-    except Exception:
+    except (ValueError, RuntimeError):
         return str(device)
 
 
@@ -57,25 +38,24 @@ def execute(config: Config, store: RecordStore | None, ctx: RunContext | None = 
     ``on_error="raise"`` (default) propagates exceptions (bad input stays a ``ValueError``);
     ``"record"`` stores an ``error`` record with the exception and returns it (sweeps go on).
     """
-    from . import register_runners
-    register_runners()
     ctx = ctx or RunContext()
     if store is not None and reuse:
         rec = store.get(config)
         if rec is not None and rec.status in ("ok", "failed"):
             return rec
-    if config.kind not in RUNNERS:
-        raise ValueError(f"config: no runner for kind {config.kind!r}")
+    run = get_kind(config.kind).run
+    if run is None:
+        raise ValueError(f"config: kind {config.kind!r} has no runner (its command writes its records)")
     t0 = time.perf_counter()
     old_threads = None
     if ctx.threads:
-        import torch
+        import torch  # deferred: the runner's own import of torch
         old_threads = torch.get_num_threads()
         torch.set_num_threads(int(ctx.threads))
     try:
-        out = RUNNERS[config.kind](config, ctx)
+        out = run(config, ctx)
         rec = make_record(config, out.status, result=out.result, reason=out.reason,
-                          seconds=time.perf_counter() - t0, device=_device_name(ctx.device))
+                          seconds=time.perf_counter() - t0, device=device_name(ctx.device))
     except KeyboardInterrupt:
         raise
     except Exception as exc:
@@ -83,10 +63,9 @@ def execute(config: Config, store: RecordStore | None, ctx: RunContext | None = 
             raise
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         rec = make_record(config, "error", reason=tb[:2000], seconds=time.perf_counter() - t0,
-                          device=_device_name(ctx.device))
+                          device=device_name(ctx.device))
     finally:
         if old_threads is not None:
-            import torch
             torch.set_num_threads(old_threads)
     if store is not None:
         store.put(rec)
@@ -96,7 +75,6 @@ def execute(config: Config, store: RecordStore | None, ctx: RunContext | None = 
 def execute_all(configs, store: RecordStore | None, ctx: RunContext | None = None, *, desc: str = "runs",
                 on_error: str = "raise") -> list[Record]:
     """:func:`execute` each configuration in order (each key once); one record per configuration."""
-    from tqdm.auto import tqdm
     ctx = ctx or RunContext()
     if store is not None:
         store.scan()  # validate every stored entry first: invalid ones anywhere are quarantined, named

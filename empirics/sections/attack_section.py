@@ -8,7 +8,7 @@ to the MMSE, and checks:
 decoder ≤ 1.05 × MMSE in the linear settings; no attack more than 4 paired s.e. below the error of
 the exact (SNIS) posterior mean on the same test pairs; Thm 1's bound ≤ MMSE — each a one-sided
 test with the standard errors of both sides at family-wise level 0.001.  Each (attack, setting)
-is a configuration (:class:`empirics.runs.OptimalityConfig`) with its record in ``OUT/records``: an
+is a configuration (:class:`empirics.kinds.optimality.OptimalityConfig`) with its record in ``OUT/records``: an
 interrupted run resumes, a changed setting recomputes.
 ``--dataset digits|lfw|mnist1d``: train the undefended (or ``--noise``-defended) split model,
 attack held-out images, save a figure of originals vs reconstructions; on digits also the
@@ -18,10 +18,22 @@ truncation experiment of Yang et al. (m = 1, 3, 10; truncation-trained vs untrun
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
-from ..report import Section
+import numpy as np
+
+from ..checks import z_critical
+from ..experiments.common import RunContext
+from ..experiments.runner import device_name, execute
+from ..kinds.dataset_attack import ATTACKS_NOTE, TRUNCATION_NOTE, DatasetAttackConfig
+from ..kinds.optimality import (DESCRIPTION, TABLE_NOTE, optimality_cells, optimality_checks, optimality_table,
+                                plot_optimality)
+from ..registry import DATASET_ATTACKS, load_dataset, names
+from ..results import Section
+from ..specs import AttackSpec, DefenseSpec, TrainConfig
+from ..store import RecordStore, make_record
 
 __all__ = ["add_arguments", "run", "verify_args", "PSNR_THRESHOLD"]
 
@@ -36,7 +48,6 @@ PSNR_THRESHOLD = {True: 24.21, False: 26.53}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", choices=["optimality", "none"], default=None,
                    help="optimality: attacks vs exact MMSE on synthetic mixtures (default when no --dataset)")
-    from ..registry import names
     p.add_argument("--dataset", choices=names("attack"), default=None,
                    help="attack a split model trained on this dataset")
     p.add_argument("--attacks", default=None,
@@ -61,7 +72,6 @@ def verify_args(ns: argparse.Namespace) -> None:
 
 
 def _attack_names(args, default):
-    from ..registry import DATASET_ATTACKS
     names = default if not args.attacks else [a.strip() for a in args.attacks.split(",") if a.strip()]
     bad = [a for a in names if a not in DATASET_ATTACKS]
     if bad or not names:
@@ -69,114 +79,40 @@ def _attack_names(args, default):
     return names
 
 
-def _optimality_cells(args, names, quick):
-    from ..runs import OptimalityConfig
-    cfg = dict(n_aux=args.n_aux or (20000 if quick else 40000), n_test=args.n_test or (1000 if quick else 2000),
-               epochs=args.epochs or (8 if quick else 20), opt_steps=100 if quick else 200, seed=args.seed)
-    settings = [("linear", s) for s in (0.2, 0.5, 1.0)] + \
-        [("nonlinear", s) for s in getattr(args, "_sigmas_nonlinear", (0.1, 0.3))]
-
-    def cell(a, kind, s):  # only the settings an attack uses are part of its identity
-        opt = a == "optimization"
-        return OptimalityConfig(attack=a, setting=kind, sigma=float(s), n_aux=cfg["n_aux"], n_test=cfg["n_test"],
-                                epochs=None if opt else cfg["epochs"], opt_steps=cfg["opt_steps"] if opt else None,
-                                seed=cfg["seed"])
-    return cfg, settings, {(a, f"{kind} sigma={s:g}"): cell(a, kind, s) for kind, s in settings for a in names}
-
-
 def _optimality(args) -> tuple[Section, list[dict]]:
-    from ..attacks.optimality import run_optimality
-    from ..checks import compare_all
-    from ..store import RecordStore, make_record
+    from ..attacks.optimality import run_optimality  # deferred: torch
 
     quick = bool(getattr(args, "quick", False))
     names = _attack_names(args, ["decoder", "gan", "optimization"])
-    sec = Section("attack", "Inversion attacks vs exact MMSE (synthetic mixtures, d = 16)",
-                  description="Per-dimension MSE of each attack on held-out samples beside the Bayes-optimal "
-                              "MMSE (linear: exact mixture posterior; nonlinear: self-normalised importance "
-                              "sampling, prior proposal) and Thm 1's bound exp(2H(x|z)/d)/(2πe). "
-                              "ratio = mse/mmse ≥ 1 up to Monte-Carlo error. bayes_mse = error of the exact "
-                              "posterior mean on the same test pairs; an attack *significantly* below it (paired "
-                              "one-sided test, family-wise α = 0.001) would be a bug.")
+    sec = Section("attack", "Inversion attacks vs exact MMSE (synthetic mixtures, d = 16)", description=DESCRIPTION)
     store = RecordStore(Path(args.out) / "records")
-    cfg, settings, cells = _optimality_cells(args, names, quick)
+    sizes = dict(n_aux=args.n_aux or (20000 if quick else 40000), n_test=args.n_test or (1000 if quick else 2000),
+                 epochs=args.epochs or (8 if quick else 20), opt_steps=100 if quick else 200)
+    nonlinear = getattr(args, "_sigmas_nonlinear", (0.1, 0.3))
+    cells = optimality_cells(names, **sizes, seed=args.seed, sigmas_nonlinear=nonlinear)
     done = {k: store.get(c) for k, c in cells.items()}
     resume = [r.result for r in done.values() if r is not None and r.ok]
 
     def on_record(r):
-        c = cells[(r.attack, r.setting)]
-        sec.records.append(store.put(make_record(c, "ok", result=r.to_dict(), seconds=r.seconds,
-                                                 device=str(args.device))))
-    recs = run_optimality(
-        sigmas_linear=tuple(s for k, s in settings if k == "linear"),
-        sigmas_nonlinear=tuple(s for k, s in settings if k == "nonlinear"), attacks=tuple(names),
-        n_aux=cfg["n_aux"], n_test=cfg["n_test"], epochs=cfg["epochs"], seed=args.seed, device=args.device,
-        quick=quick, progress=not getattr(args, "verify", False), resume=resume, on_record=on_record)
-    sec.records = [store.get(cells[(r.attack, r.setting)]) for r in recs]
-    rows = [r.to_dict() for r in recs]
-    # one family: every attack-vs-Bayes, decoder-vs-1.05 MMSE and Thm-1-vs-MMSE comparison
-    pairs, labels = [], []
-    for r in recs:
-        pairs.append(dict(value=r.mse, bound=r.bayes_mse, paired_stderr=r.diff_stderr))
-        labels.append(("attack MSE >= Bayes MSE (paired)", f"{r.attack}, {r.setting}", ""))
-        if r.attack == "decoder" and r.setting.startswith("linear"):
-            pairs.append(dict(value=1.05 * r.bayes_mse, bound=r.mse, paired_stderr=r.diff_stderr))
-            labels.append(("1.05 × Bayes MSE >= decoder MSE (paired)", r.setting,
-                           "the decoder is within 5 % of the optimal estimator"))
-    seen = set()
-    for r in recs:
-        if r.thm1_bound is not None and r.setting not in seen:
-            seen.add(r.setting)
-            pairs.append(dict(value=r.mmse, bound=r.thm1_bound, value_stderr=r.mmse_stderr,
-                              bound_stderr=r.thm1_bound_stderr or 0.0))
-            labels.append(("MMSE >= Thm 1 bound", r.setting, "H(x|z) by Monte Carlo"))
-    for (check, inst, note), cmp in zip(labels, compare_all(pairs)):
-        sec.add_comparison(check, inst, cmp, note=note)
-    sec.tables["optimality"] = [{"attack": r["attack"], "setting": r["setting"], "mse": r["mse"],
-                                 "mse_stderr": r["mse_stderr"], "mmse": r["mmse"], "mmse_stderr": r["mmse_stderr"],
-                                 "ratio": r["ratio"], "bayes_mse": r["bayes_mse"],
-                                 "ratio_to_bayes": r["mse"] / r["bayes_mse"], "diff_stderr": r["diff_stderr"],
-                                 "thm1_bound": r["thm1_bound"], "thm1_bound_stderr": r.get("thm1_bound_stderr"),
-                                 "ess_median": r["ess_median"]} for r in rows]
-    sec.table_notes["optimality"] = ("Per-dimension MSE ± s.e. over test inputs. Nonlinear MMSE: error of the SNIS "
-                                     "posterior mean (≥ true MMSE in expectation; ess_median = median effective "
-                                     "sample size). diff_stderr = s.e. of the paired per-input difference attack − "
-                                     "Bayes; thm1_bound_stderr from the Monte-Carlo s.e. of H(x|z).")
+        store.put(make_record(cells[(r.attack, r.setting)], "ok", result=r, seconds=r.seconds,
+                              device=device_name(args.device)))
+    results = run_optimality(
+        sigmas_linear=(0.2, 0.5, 1.0), sigmas_nonlinear=tuple(nonlinear), attacks=tuple(names), n_aux=sizes["n_aux"],
+        n_test=sizes["n_test"], epochs=sizes["epochs"], opt_steps=sizes["opt_steps"], seed=args.seed,
+        device=args.device, progress=not getattr(args, "verify", False), resume=resume, on_record=on_record)
+    sec.records = [store.get(cells[(r.attack, r.setting)]) for r in results]
+    optimality_checks(sec, results)
+    rows = optimality_table(results)
+    sec.tables["optimality"] = rows
+    sec.table_notes["optimality"] = TABLE_NOTE
     if rows:
-        sec.figures.append(_plot_optimality(Path(args.out) / "attack_optimality.png", rows))
-    return sec, rows
-
-
-def _plot_optimality(path: Path, rows: list[dict]) -> str:
-    """Grouped bars: attack MSE / exact MMSE per setting (1 = Bayes-optimal)."""
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    settings = list(dict.fromkeys(r["setting"] for r in rows))
-    attacks = list(dict.fromkeys(r["attack"] for r in rows))
-    width = 0.8 / len(attacks)
-    fig = Figure(figsize=(7, 3.4))
-    ax = fig.subplots()
-    for j, a in enumerate(attacks):
-        vals = [next((r["ratio"] for r in rows if r["attack"] == a and r["setting"] == s), np.nan) for s in settings]
-        ax.bar(np.arange(len(settings)) + (j - (len(attacks) - 1) / 2) * width, vals, width, label=a)
-    ax.axhline(1.0, color="k", lw=1, label="MMSE (Bayes-optimal)")
-    ax.axhline(1.05, color="k", lw=1, ls=":", label="1.05 × MMSE")
-    ax.set_yscale("log")
-    ax.set_xticks(np.arange(len(settings)), settings, rotation=15, fontsize=8)
-    ax.set_ylabel("attack MSE / MMSE")
-    ax.set_title("Inversion attacks against the physical limit (synthetic mixtures, d = 16)", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return str(path)
+        sec.figures.append(plot_optimality(Path(args.out) / "attack_optimality.png", rows))
+    return sec, [r.to_dict() for r in results]
 
 
 def _plot(path: Path, x, recons: dict, shape) -> str:
     """Originals (top row) and each attack's reconstructions of the same held-out inputs."""
-    import numpy as np
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # deferred: plotting only
 
     n = len(x)
     rows = 1 + len(recons)
@@ -203,7 +139,6 @@ def _plot(path: Path, x, recons: dict, shape) -> str:
 
 
 def _dataset_config(args, quick):
-    from ..runs import AttackSpec, DatasetAttackConfig, DefenseSpec, TrainConfig
     name = args.dataset
     epochs = args.epochs or (10 if quick else 30)
     specs = []
@@ -219,10 +154,6 @@ def _dataset_config(args, quick):
 
 
 def _dataset(args) -> tuple[Section, dict]:
-    from ..experiments import RunContext, execute
-    from ..registry import load_dataset
-    from ..store import RecordStore
-
     quick = bool(getattr(args, "quick", False))
     cfg = _dataset_config(args, quick)
     rec = execute(cfg, RecordStore(Path(args.out) / "records"), RunContext(device=args.device, progress=True))
@@ -243,10 +174,7 @@ def _dataset(args) -> tuple[Section, dict]:
                     r["psnr"] >= thr, tolerance="threshold = mean − 4 s.d. over seeds 0-19",
                     note="benchmarks/attack_threshold.py derives the threshold")
     sec.tables["attacks"] = rows
-    sec.table_notes["attacks"] = (
-        "Each attack reconstructs held-out test inputs from the features the deployed model sends (with its "
-        "noise, if any); mse ± mse_stderr = per-element MSE on [0,1] data (s.e. over images), psnr in dB with data "
-        "range 1, ssim per Wang et al. 2004 (images only), seconds = attack fit + evaluation time.")
+    sec.table_notes["attacks"] = ATTACKS_NOTE
     ds = load_dataset(name, seed=cfg.train.data_seed)
     k = len(res["attacks"][0]["reconstructions"]) if res["attacks"] else 0
     recons = {r["attack"]: r["reconstructions"] for r in res["attacks"]}
@@ -256,13 +184,8 @@ def _dataset(args) -> tuple[Section, dict]:
     extra = {"dataset_attacks": rows, "model": {"preset": cfg.train.preset, "test_accuracy": res["accuracy"],
                                                 "epochs": cfg.train.epochs, "noise": args.noise}}
     if res.get("truncation"):
-        from ..checks import z_critical
         sec.tables["truncation (Yang et al.)"] = res["truncation"]
-        sec.table_notes["truncation (Yang et al.)"] = (
-            "The attacker sees only the top-m entries of the prediction vector (trunc_m, Yang et al.). "
-            "truncation-trained = inversion model trained on auxiliary vectors truncated to the same m (Eq. 10, "
-            "logit rescaling of Eq. 12); untruncated = trained on full vectors, tested on truncated ones (the "
-            "'previous approach'). m = 10 = all classes, so both coincide.")
+        sec.table_notes["truncation (Yang et al.)"] = TRUNCATION_NOTE
         # the paper's claims: a decrease significantly > 0 (paired one-sided test, α = 0.05 over the family)
         zc = z_critical(0.05, len(res["truncation_checks"]))
         for c in res["truncation_checks"]:
@@ -279,7 +202,6 @@ def run(args):
     if bench is None:
         bench = "optimality" if args.dataset is None else "none"
     sections, extra = [], {}
-    import math
     if not (math.isfinite(args.noise) and args.noise >= 0):
         raise ValueError(f"--noise: expected a non-negative finite sigma, got {args.noise}")
     for nm in ("epochs", "model_epochs", "n_aux", "n_test"):
@@ -293,7 +215,7 @@ def run(args):
         sections.append(sec)
         extra["optimality"] = rows
     if args.dataset is not None:
-        import torch
+        import torch  # deferred: torch (the parser of every command imports this module)
 
         # the embedded-dataset models are tiny: one intra-op thread is as fast on an idle machine and
         # far faster on a busy one (no spin-waiting threads); restored afterwards

@@ -33,15 +33,16 @@ from __future__ import annotations
 import statistics
 import time
 
-from ..report import Section
+from ..results import Section
+from ..seeding import torch_generator
 
 torch = F = None  # bound by _import_torch() when the benchmark runs: building the CLI parser stays torch-free
 
 
 def _import_torch():
     global torch, F
-    import torch as _torch
-    import torch.nn.functional as _F
+    import torch as _torch  # deferred: torch
+    import torch.nn.functional as _F  # deferred: torch
     torch, F = _torch, _F
 
 STEPS_PER_EPOCH = 391
@@ -68,7 +69,7 @@ def verify_args(ns):
 
 
 def _defense_list(name):
-    from ..defenses import make_defense
+    from ..defenses import make_defense  # deferred: torch
     noise = make_defense("noise", sigma=0.025)
     if name == "noise":
         return [noise]
@@ -79,8 +80,7 @@ def _defense_list(name):
 
 def _defended(model, defenses, opt, seed, dev):
     """The user's-loop objects: ``defend`` on the model's encoder (as ``train`` builds them)."""
-    from ..defenses import defend
-    from ..seeding import torch_generator
+    from ..defenses import defend  # deferred: torch
     return defend(encoder=model.encoder, head=model.head, defenses=defenses, optimizer=opt,
                   generator=torch_generator(int(seed), "features", device=dev), seed=int(seed))
 
@@ -112,9 +112,9 @@ def _synthetic_features(n, d, classes, gen, dev):
 
 def run(args):
     _import_torch()
-    from ..defenses import CEM
-    from ..device import resolve_device
-    from ..models import make_model
+    from ..defenses import CEM  # deferred: torch, as the three below
+    from ..device import resolve_device  # deferred: torch
+    from ..models import make_model  # deferred: torch
 
     if args.steps < 5 and not args.quick:
         raise ValueError(f"--steps: expected >= 5 (median of >= 5 steps), got {args.steps}")

@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..report import Section
+from ..kinds.check_defense import N_MC, check_section
+from ..registry import names
 
 #: settings of --quick: (epochs, attack epochs, optimization steps, Fisher samples, Monte-Carlo draws)
 QUICK = {"epochs": 3, "attack_epochs": 3, "opt_steps": 30, "fisher_samples": 64, "n_mc": 5000}
@@ -30,7 +31,6 @@ QUICK = {"epochs": 3, "attack_epochs": 3, "opt_steps": 30, "fisher_samples": 64,
 def add_arguments(p):
     p.add_argument("encoder", metavar="MODULE:FUNCTION",
                    help="encoder factory, e.g. mypkg.models:make_encoder or path/to/file.py:make_encoder")
-    from ..registry import names
     p.add_argument("--dataset", default="digits", choices=names("check-defense", aliases=True), help="data to check on")
     p.add_argument("--noise", type=float, default=0.1, help="σ of the Gaussian noise on the features (> 0)")
     p.add_argument("--encoder-noise", type=float, default=0.0, metavar="SIGMA",
@@ -41,12 +41,11 @@ def add_arguments(p):
                                                           "as given (--weights or no trainable parameters)")
     p.add_argument("--epochs", type=int, default=15, help="training epochs of encoder + head (or the head alone)")
     p.add_argument("--attack-epochs", type=int, default=20, help="training epochs of the decoder attack")
-    from ..experiments.check_config import N_MC
     p.add_argument("--n-mc", type=int, default=N_MC, help="Monte-Carlo draws (H(x), Fisher information, departure)")
 
 
 def _plot(res, path):
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # deferred: plotting only
     fig = Figure(figsize=(6.0, 3.4))
     ax = fig.subplots()
     names = [a["name"] for a in res["attacks"]]
@@ -75,47 +74,14 @@ def _plot(res, path):
     return str(path)
 
 
-def _section(args, rec) -> Section:
-    res = rec.result
-    sec = Section("check-defense", f"check-defense: {args.encoder} on {args.dataset}, σ = {args.noise}",
-                  description="Every attack against every finite bound, each a one-sided test (family-wise α = "
-                              "0.1 % over all comparisons); only rigorous bounds are pass/fail checks.",
-                  headline=res["verdict"], records=[rec])
-    for r in res["comparisons"]:
-        if r["rigorous"]:
-            from ..checks import Comparison
-            cmp = Comparison(*(float(r[k]) for k in ("value", "bound_value", "difference", "stderr", "z", "z_crit",
-                                                     "alpha")), int(r["m"]), r["status"], paired=r["paired"])
-            sec.add_comparison(f"attack MSE >= {r['bound']}", r["attack"], cmp)
-    sec.tables["attacks"] = res["attacks"]
-    sec.table_notes["attacks"] = ("Held-out per-element reconstruction MSE (± s.e. over inputs) of each attack, all "
-                                  "from the same draw of the deployed (noisy) features; bayes is the exact posterior "
-                                  "mean of the float64 channel.")
-    sec.tables["bounds"] = [{"bound": k, "value": v["value"], "s.e.": v["stderr"], "rigorous": v["rigorous"],
-                             "assumptions": v["assumptions"]} for k, v in res["bounds"].items()]
-    sec.table_notes["bounds"] = (
-        "Floors on any attacker's per-element MSE (Cramér–Rao: unbiased attackers only). rigorous = yes only where "
-        "every assumption holds for the channel as deployed (see assumptions); 'no' marks an estimate or a reference, "
-        "which an attack may beat without a bug. A missing value is 'no finite bound', with the reason.")
-    sec.tables["comparisons"] = [{k: r[k] for k in ("attack", "bound", "rigorous", "difference", "stderr", "z",
-                                                    "status", "paired")} for r in res["comparisons"]]
-    sec.table_notes["comparisons"] = ("attack MSE − bound, its standard error (paired over the same inputs where the "
-                                      "bound has a value per input) and z; violated = significantly below at family-"
-                                      "wise 0.1 %; only a violated rigorous bound is a bug (exit status 1).")
-    if res["warnings"]:
-        sec.tables["warnings"] = [{"warning": w} for w in res["warnings"]]
-    sec.data.update({"accuracy": res["accuracy"], "conditional_entropy": res["conditional_entropy"]})
-    return sec
-
-
 def run(args):
-    from ..experiments.defense_check import check_defense_record
+    from ..experiments.defense_check import check_defense_record  # deferred: torch (the parser imports this module)
     kw = dict(QUICK) if args.quick else {"epochs": args.epochs, "attack_epochs": args.attack_epochs,
                                          "n_mc": args.n_mc}
     rec = check_defense_record(args.encoder, dataset=args.dataset, noise=args.noise, encoder_noise=args.encoder_noise,
                                weights=args.weights, head=not args.no_head, out=args.out, seed=args.seed,
                                device=args.device, **kw)
-    sec = _section(args, rec)
+    sec = check_section(rec, f"check-defense: {args.encoder} on {args.dataset}, σ = {args.noise}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     sec.figures.append(_plot(rec.result, Path(args.out) / "check_defense.png"))
     res = rec.result

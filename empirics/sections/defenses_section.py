@@ -23,27 +23,28 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report import Section
+import theory.bounds as tb
 
-SYNTHETIC_NOTE = (
-    "A known Gaussian mixture x in d dimensions through a trained linear encoder ẑ = Ax and noise "
-    "z = ẑ + N(0, σ² I), so ẑ is exactly a mixture and every bound is rigorous. bound_mse = Theorem 1 at "
-    "H(x) − U for the named upper bound U on I(z;ẑ) (huber = Thm 2 as printed), with H(x) a Monte-Carlo "
-    "estimate: bound_stderr is its standard error (delta method). against = the measured attack, the Bayes "
-    "estimator E[x|z] on the same test observations, or the exact MMSE (Monte Carlo over the closed-form "
-    "posterior); mse ± mse_stderr per dimension; difference = mse − bound_mse (a negative difference within "
-    "the standard errors is sampling noise, not a violation: see the checks).")
+from ..experiments.common import RunContext
+from ..experiments.runner import execute_all
+from ..kinds.defense_table import BASELINES, defense_table_cells, defense_table_section
+from ..kinds.entropy_mse import SIGMAS, entropy_section, entropy_vs_mse_cells, summarise_entropy_vs_mse
+from ..kinds.synthetic import synthetic_cells, synthetic_checks, synthetic_table
+from ..registry import DATASET_ATTACKS, names
+from ..results import Section
+from ..store import RecordStore
+
+#: the --sigmas default (the Fig. 3 noise levels; the synthetic experiment has its own)
+DEFAULT_SIGMAS = ",".join(f"{s:g}" for s in SIGMAS)
 
 
 def add_arguments(p):
-    from ..experiments.defense_table import BASELINES
-    from ..registry import DATASET_ATTACKS, names
     p.add_argument("--experiment", default="verify",
                    choices=["verify", "entropy-vs-mse", "defense-table", "synthetic"],
                    help="which experiment (default: the fast verify battery)")
     p.add_argument("--dataset", default="digits", choices=names("defenses", aliases=True),
                    help="data of the entropy-vs-mse and defense-table experiments")
-    p.add_argument("--sigmas", default="0.01,0.02,0.05,0.1,0.2,0.3,0.5,0.8",
+    p.add_argument("--sigmas", default=DEFAULT_SIGMAS,
                    help="noise levels of the entropy-vs-mse / synthetic sweeps")
     p.add_argument("--lams", default="0", help="CEM λ values of the entropy-vs-mse sweep (0 = noise only)")
     p.add_argument("--lam", type=float, default=0.01, help="CEM λ of the defense table")
@@ -82,32 +83,10 @@ def _check_sizes(args):
             raise ValueError(f"--{nm.replace('_', '-')}: expected a positive integer, got {v}")
 
 
-def _synthetic_checks(sec, summ):
-    """Every rigorous bound against every estimator: one-sided tests, family-wise α = 0.001."""
-    from ..checks import compare_all
-    pairs, labels = [], []
-    for r in summ["records"]:
-        if r.status != "ok":
-            continue
-        res, sigma = r.result, r.config["sigma"]
-        ests = [(n, a["mse"], a["mse_stderr"]) for n, a in res["attacks"].items()]
-        ests.append(("exact MMSE", res["mmse"]["value"], res["mmse"]["stderr"]))
-        for bn, b in res["bounds"].items():
-            if not b["rigorous"]:
-                continue
-            for an, m, se in ests:
-                pairs.append(dict(value=m, bound=b["mse_bound"], value_stderr=se, bound_stderr=b["mse_bound_stderr"]))
-                labels.append((f"{an if an == 'exact MMSE' else an + ' MSE'} >= Thm1+{bn} bound",
-                               f"mixture d={r.config['d']}, σ={sigma:g}"))
-    for (check, inst), cmp in zip(labels, compare_all(pairs)):
-        sec.add_comparison(check, inst, cmp)
-
-
 def _objective_checks(sec, seed):
-    import torch
+    import torch  # deferred: torch (the parser of every command imports this module)
     from torch import nn
 
-    import theory.bounds as tb
     from ..defenses import CEM, cem_objective, defend, make_defense
 
     rng = np.random.default_rng(seed)
@@ -142,11 +121,6 @@ def _objective_checks(sec, seed):
 
 
 def _verify(args):
-    from ..experiments import RunContext, execute_all
-    from ..experiments.entropy_mse import entropy_vs_mse_cells, summarise_entropy_vs_mse
-    from ..experiments.synthetic import plot_synthetic_bounds, synthetic_cells, synthetic_rows
-    from ..store import RecordStore
-
     sec = Section("defenses", "Defenses and CEM (objective, fast route, rigorous bounds vs attacks)",
                   description=__doc__.split("\n\n")[1])
     _objective_checks(sec, args.seed)
@@ -156,14 +130,11 @@ def _verify(args):
     cells = synthetic_cells(sigmas=(0.3,) if quick else (0.1, 0.5), seeds=(args.seed,), d=6, k_feat=3,
                             n_train=800 if quick else 1500, n_test=300, epochs=4 if quick else 8,
                             attack_epochs=6 if quick else 15, opt_steps=300, mc=5000)
-    summ = {"records": execute_all(cells, store, ctx, desc="synthetic")}
-    sec.records += summ["records"]
-    _synthetic_checks(sec, summ)
-    name = "synthetic mixture: bounds vs exact MMSE, the Bayes estimator and attacks"
-    sec.tables[name] = [{**r, "rigorous": "yes" if r["rigorous"] else "no"} for r in synthetic_rows(summ)]
-    sec.table_notes[name] = SYNTHETIC_NOTE
-    sec.figures.append(str(Path(args.out) / "synthetic_bounds.png"))
-    plot_synthetic_bounds(summ, sec.figures[-1])
+    recs = execute_all(cells, store, ctx, desc="synthetic")
+    sec.records += recs
+    synthetic_checks(sec, recs)
+    synthetic_table(sec, recs, "synthetic mixture: bounds vs exact MMSE, the Bayes estimator and attacks",
+                    figure=Path(args.out) / "synthetic_bounds.png")
 
     # λ where CEM still trains in this budget (measured: at 4 epochs λ = 0.01 leaves digits at chance for
     # seeds 0-3; at 10 epochs λ = 0.01 trains, λ = 0.05 often does not — see erratum on the λ scale)
@@ -199,113 +170,48 @@ def _verify(args):
 
 
 def _entropy_vs_mse(args, quick):
-    from ..experiments import RunContext, execute_all
-    from ..experiments.entropy_mse import entropy_vs_mse_cells, plot_entropy_vs_mse, summarise_entropy_vs_mse
-    from ..store import RecordStore
     out = Path(args.out)
     sigmas = _floats(args.sigmas, "sigmas")
-    if quick and args.sigmas == "0.01,0.02,0.05,0.1,0.2,0.3,0.5,0.8":
+    if quick and args.sigmas == DEFAULT_SIGMAS:
         sigmas = [0.05, 0.2, 0.8]
     seeds = list(range(args.seed, args.seed + (args.seeds or 1)))
     cells = entropy_vs_mse_cells(dataset=args.dataset, sigmas=sigmas, lams=_floats(args.lams, "lams"), seeds=seeds,
                                  epochs=4 if quick else args.epochs, attack_epochs=4 if quick else args.attack_epochs)
     recs = execute_all(cells, RecordStore(out / "records"), RunContext(device=args.device, progress=True),
                        desc="entropy_vs_mse")
-    summ = summarise_entropy_vs_mse(recs)
-    sec = Section("entropy-vs-mse", f"Fig. 3 analogue on {args.dataset}: decoder MSE vs H(x|z) (Thm 2, relative)",
-                  records=recs)
-    if summ["n_failed"]:
-        sec.headline = f"{summ['n_failed']} of {summ['n_cells']} models failed (near chance or diverged): excluded."
-    sec.table_notes["models"] = (
-        "One split model per (σ, λ, seed): Gaussian feature noise σ, CEM weight λ (0 = none). h_* = H(x|z) by "
-        "Theorem 2 from a fitted per-class Gaussian mixture, relative to H(x) = 0 (estimates); mse ± mse_stderr = "
-        "held-out decoder-attack MSE per element (s.e. over test inputs). Failed models are listed below, not used.")
-    sec.tables["models"] = [{k: r[k] for k in ("sigma", "lam", "seed", "accuracy", "h_huber", "h_kl", "h_maxent",
-                                                "mse", "mse_stderr")} for r in summ["records"]]
-    if summ["failed"]:
-        sec.tables["failed models"] = summ["failed"]
-    if "fit" in summ:
-        f = summ["fit"]
-        sec.add("Spearman ρ(H, MSE) >= 0.8", f"{summ['n_models']} models", summ["spearman"], 0.8,
-                summ["spearman"] - 0.8, summ["spearman"] >= 0.8, tolerance=0)
-        name = "fitted slope of log MSE on H(x|z) vs Theorem 1's 2/d"
-        sec.table_notes[name] = (
-            "OLS fit of log MSE = a·H + b over the models; slope a with its 95 % t-interval [ci_low, ci_high]; "
-            "where Theorem 1 is tight, log MSE = (2/d)·H − log 2πe, so a = 2/d (d = input dimension); "
-            "r = correlation of H and log MSE. Informational: the bound need not be tight on real data.")
-        sec.tables[name] = [{"slope": f["slope"], "ci_low": f["slope_ci"][0], "ci_high": f["slope_ci"][1],
-                             "two_over_d": 2.0 / summ["d"], "two_over_d_in_ci": summ["two_over_d_in_ci"], "r": f["r"],
-                             "n_models": f["n"]}]
-        sec.figures.append(str(out / "entropy_vs_mse.png"))
-        plot_entropy_vs_mse(summ, sec.figures[-1])
-    sec.data["summary"] = {k: v for k, v in summ.items() if k != "records"}
-    return sec
+    return entropy_section(recs, key="entropy-vs-mse",
+                           title=f"Fig. 3 analogue on {args.dataset}: decoder MSE vs H(x|z) (Thm 2, relative)",
+                           figure=out / "entropy_vs_mse.png", spearman_check=0.8)
 
 
 def _synthetic(args, quick):
-    from ..experiments import RunContext, execute_all
-    from ..experiments.synthetic import plot_synthetic_bounds, synthetic_cells, synthetic_rows
-    from ..store import RecordStore
     out = Path(args.out)
     sigmas = _floats(args.sigmas, "sigmas")
-    if args.sigmas == "0.01,0.02,0.05,0.1,0.2,0.3,0.5,0.8":  # the entropy sweep's default: not this one's
+    if args.sigmas == DEFAULT_SIGMAS:  # the entropy sweep's default: not this one's
         sigmas = [0.3] if quick else [0.1, 0.3, 1.0]
     kw = dict(epochs=4, attack_epochs=6, mc=5000, n_train=800) if quick else \
         dict(epochs=args.epochs, attack_epochs=args.attack_epochs)
     recs = execute_all(synthetic_cells(sigmas=sigmas, seeds=(args.seed,), **kw), RecordStore(out / "records"),
                        RunContext(device=args.device, progress=True), desc="synthetic")
-    summ = {"records": recs}
     sec = Section("synthetic", "Known mixture, linear encoder: rigorous bounds vs exact MMSE and attacks", records=recs)
-    _synthetic_checks(sec, summ)
-    sec.tables["margins"] = [{**r, "rigorous": "yes" if r["rigorous"] else "no"} for r in synthetic_rows(summ)]
-    sec.table_notes["margins"] = SYNTHETIC_NOTE
-    sec.figures.append(str(out / "synthetic_bounds.png"))
-    plot_synthetic_bounds(summ, sec.figures[-1])
+    synthetic_checks(sec, recs)
+    synthetic_table(sec, recs, "margins", figure=out / "synthetic_bounds.png")
     return sec
 
 
 def _defense_table(args, quick):
-    from ..experiments import RunContext, execute_all
-    from ..experiments.defense_table import BASELINES, defense_table_cells, summarise_defense_table
-    from ..registry import DATASET_ATTACKS
-    from ..store import RecordStore
     out = Path(args.out)
     seeds = list(range(args.seed, args.seed + (args.seeds or 3)))
     attacks = _names(args.attacks, DATASET_ATTACKS, "attacks")
-    names = _names(args.baselines, BASELINES, "baselines")
-    cells = defense_table_cells(dataset=args.dataset, baselines=names, seeds=seeds, lam=args.lam,
+    baselines = _names(args.baselines, BASELINES, "baselines")
+    cells = defense_table_cells(dataset=args.dataset, baselines=baselines, seeds=seeds, lam=args.lam,
                                 epochs=8 if quick else args.epochs, attack_epochs=3 if quick else args.attack_epochs,
                                 attacks=attacks)
     recs = execute_all(cells, RecordStore(out / "records"), RunContext(device=args.device, progress=True),
                        desc="defense_table")
-    summ = summarise_defense_table(recs, names, attacks)
-    helps = summ["cem_helps_count"]
-    sec = Section("defense-table", f"Table 1 analogue on {args.dataset}: each defense with and without CEM "
-                                   f"(λ={args.lam:g})", records=recs,
-                  description=f"CEM raised the held-out decoder MSE (Welch test, p < 0.05) with the accuracy change's "
-                              f"95 % interval above −1 point for {helps} of {summ['compared']} defenses.")
-    nf = len(summ["failed"])
-    if nf:
-        sec.headline = (f"{nf} of {len(recs)} models failed (near chance or diverged) and are excluded; the "
-                        f"'seeds' column says how many seeds each row averages.")
-    tname = "defense table (mean and 95% CI half-width over the seeds that trained)"
-    sec.table_notes[tname] = (
-        "Each base defense (composed with noise σ = 0.1) trained without (cem = no) and with CEM (cem = yes), one "
-        "model per seed; seeds = models that trained of those run; every column is the mean over them with its 95 % "
-        "t-interval half-width (*_ci; accuracy_low/high = the interval clipped to [0, 1]). <attack>_<split>_mse/psnr/"
-        "ssim = reconstruction quality of that attack on training (train) or held-out (test) inputs.")
-    sec.tables[tname] = [{**r, "cem": "yes" if r["cem"] else "no"} for r in summ["rows"]]
-    if summ["verdicts"]:
-        sec.tables["does CEM help? (tests, not means)"] = [{"baseline": n, **v} for n, v in summ["verdicts"].items()]
-        sec.table_notes["does CEM help? (tests, not means)"] = (
-            "mse_p_value: one-sided Welch t-test that CEM raises the held-out decoder MSE; accuracy_change_low/high: "
-            "95 % Welch interval of the accuracy change with CEM. helps = p < 0.05 and the interval above −0.01; "
-            "hurts accuracy = the interval below −0.01; else inconclusive.")
-    if summ["failed"]:
-        sec.tables["failed models (excluded)"] = summ["failed"]
-    sec.data["cem_helps_count"] = helps
-    sec.data["verdicts"] = summ["verdicts"]
-    return sec
+    return defense_table_section(recs, key="defense-table", names=baselines, attacks=attacks,
+                                 title=f"Table 1 analogue on {args.dataset}: each defense with and without CEM "
+                                       f"(λ={args.lam:g})")
 
 
 def run(args):

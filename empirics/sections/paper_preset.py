@@ -15,11 +15,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report import Section
+from .. import registry
+from ..checks import compare_at_least
+from ..experiments.common import RunContext
+from ..experiments.runner import execute_all
+from ..kinds.train_attack import TrainAttackConfig
+from ..results import Section
+from ..specs import AttackSpec, DefenseSpec, TrainConfig
+from ..store import RecordStore
 
 
 def _missing(args) -> list[str]:
-    import torch
+    import torch  # deferred: torch (the parser of every command imports this module)
     miss = []
     root = getattr(args, "cifar_root", None)
     if root is None:
@@ -44,7 +51,6 @@ CONFIGS = (("noise", None), ("noise+cem(paper)", "paper"), ("noise+cem(code)", "
 def paper_cells(*, epochs: int = 240, attack_epochs: int = 50, lam: float = 16.0, sigma: float = 0.025, seed: int = 0,
                 data_fingerprint=None, dataset: str = "cifar10"):
     """The three models as configurations (VGG11-BN, SGD lr 0.05, batch 128), in :data:`CONFIGS` order."""
-    from ..runs import AttackSpec, DefenseSpec, TrainAttackConfig, TrainConfig
     cells = []
     for _, objective in CONFIGS:
         defs = [DefenseSpec.parse(("noise", {"sigma": sigma}))]
@@ -69,10 +75,6 @@ def run_models(data, out, *, epochs: int = 240, attack_epochs: int = 50, lam: fl
     call it on tiny CIFAR-format files with one epoch on the CPU, so the pipeline a GPU user runs is
     the one that is tested.
     """
-    from .. import registry
-    from ..experiments import RunContext, execute_all
-    from ..store import RecordStore
-
     out = Path(out)
     name = registry.register_split(data, "cifar10-local")
     cells = paper_cells(epochs=epochs, attack_epochs=attack_epochs, lam=lam, sigma=sigma, seed=seed,
@@ -95,7 +97,7 @@ def run(args):
     miss = _missing(args)
     if miss:
         raise ValueError("--preset paper needs: " + "; ".join(miss))
-    from ..data import load_cifar10
+    from ..data import load_cifar10  # deferred: torch
 
     if args.quick:
         raise ValueError("--quick: not available with --preset paper (the paper's setting is the point)")
@@ -107,7 +109,6 @@ def run(args):
     sec.records = [r.pop("record") for r in rows]
     sec.tables["CIFAR-10, VGG11-BN"] = rows
     base = rows[0]
-    from ..checks import compare_at_least
     for r in rows[1:]:
         if r["status"] != "ok" or base["status"] != "ok":
             sec.add("model trained", r["name"], None, None, -1.0, False, note=r["reason"] or base["reason"])

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from empirics.report import Section
+from ..results import Section
 
 COLUMNS = ["instance", "n", "m", "B", "SAT?", "opt", "attack_unsat", "attack_res", "oracle_res", "bound",
            "margin", "pass"]

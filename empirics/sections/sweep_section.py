@@ -16,9 +16,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 
-from ..report import Section
+from .. import registry
+from ..results import Section
+from ..store import RecordStore
+from ..sweep import executors as E
+from ..sweep.collect import collect_sections, status_rows
+from ..sweep.estimate import estimate_hours
+from ..sweep.spec import datasets, expand, load_spec
+from ..sweep.worker import gpu_groups, make_task
+from ..threads import available_cores, threads_for
 
 __all__ = ["add_arguments", "run"]
 
@@ -70,8 +79,6 @@ def _check_args(args) -> str:
 
 def _fingerprints(spec, args) -> dict:
     """Content hashes of the local-file datasets the spec uses (None values when absent in a dry run)."""
-    from .. import registry
-    from ..sweep.spec import datasets
     fps = {}
     for name in datasets(spec):
         if registry.spec(name).needs_root:
@@ -86,7 +93,6 @@ def _counts(rows) -> dict:
 
 
 def _summary(spec, cells, records, title: str, key: str = "sweep") -> Section:
-    from ..sweep.collect import status_rows
     rows = status_rows(cells, records)
     c = _counts(rows)
     sec = Section(key, title, records=[r for r in records if r is not None])
@@ -101,9 +107,6 @@ def _summary(spec, cells, records, title: str, key: str = "sweep") -> Section:
 
 
 def _dry_run(spec, cells, records, args) -> Section:
-    from ..sweep.estimate import estimate_hours
-    from .. import registry
-    from ..sweep.spec import datasets
     hours, basis = estimate_hours(cells, device=args.device, data_root=args.data_root)
     need_data = [n for n in datasets(spec) if registry.spec(n).needs_root and args.data_root is None]
     rows = []
@@ -133,11 +136,10 @@ def _dry_run(spec, cells, records, args) -> Section:
 
 
 def _status(spec, cells, records, args) -> Section:
-    from ..sweep.executors import job_states, slurm_jobs
     sec = _summary(spec, cells, records, f"Status of {spec.name} ({len(cells)} cells)", key="status")
-    state = slurm_jobs(args.out)
+    state = E.slurm_jobs(args.out)
     if state:
-        js = job_states(state, [c.key for c, r in zip(cells, records) if r is None or r.status == "error"])
+        js = E.job_states(state, [c.key for c, r in zip(cells, records) if r is None or r.status == "error"])
         for row in sec.tables["cells"]:
             row["job"] = state["jobs"].get(row["key"], "")
             if row["key"] in js:
@@ -152,14 +154,11 @@ def _cuda_devices(device) -> int:
     """CUDA devices local workers can share out (0 unless --device is auto or cuda)."""
     if not (str(device) == "auto" or str(device).startswith("cuda")):
         return 0
-    import torch
+    import torch  # deferred: torch (the parser of every command imports this module)
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _execute(spec, cells, records, args, ex: str) -> tuple[Section, dict]:
-    from ..sweep import executors as E
-    from ..sweep.worker import make_task
-    from ..threads import available_cores, threads_for
     out = Path(args.out)
     todo = [c for c, r in zip(cells, records) if r is None or r.status == "error"]
     cpus = max(1, math.ceil(spec.num_cpus))
@@ -171,9 +170,6 @@ def _execute(spec, cells, records, args, ex: str) -> tuple[Section, dict]:
         threads = args.threads or threads_for(workers)
         how = f"local: {workers} worker processes × {threads} torch thread(s)"
         if n_dev:
-            import os
-
-            from ..sweep.worker import gpu_groups
             visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
             gpus = gpu_groups(visible[:n_dev] if len(visible) >= n_dev else [str(i) for i in range(n_dev)], per,
                               workers)
@@ -217,10 +213,6 @@ def _execute(spec, cells, records, args, ex: str) -> tuple[Section, dict]:
 
 
 def run(args):
-    from ..store import RecordStore
-    from ..sweep import executors as E
-    from ..sweep.collect import collect_sections
-    from ..sweep.spec import expand, load_spec
 
     ex = _check_args(args)
     spec = load_spec(args.spec)

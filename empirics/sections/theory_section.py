@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from empirics.report import Section
+from ..results import Section
 
 K_SE = 5.0  # tolerance of Monte-Carlo checks in standard errors (see module docstring)
 

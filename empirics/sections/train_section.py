@@ -3,7 +3,7 @@
 ``invlimits train --dataset digits --epochs 15 --defense noise:sigma=0.1`` trains the dataset's
 preset with the one seeded training loop (:func:`empirics.training.train`), writing
 ``OUT/checkpoint.pt`` atomically after every epoch.  The run is a configuration
-(:class:`empirics.runs.TrainConfig`: dataset, preset, every defense parameter, epochs, batch
+(:class:`empirics.specs.TrainConfig`: dataset, preset, every defense parameter, epochs, batch
 size, learning rate, seed ...); its record lands in ``OUT/records``.  Re-running the same
 command after an interruption resumes from the checkpoint and ends with identical weights;
 re-running it after it finished reuses the record.  A checkpoint written for a different
@@ -15,16 +15,23 @@ accepted here (set ``--epochs``).
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from ..report import Section
+from .. import registry
+from ..checks import passing_accuracy
+from ..experiments.common import RunContext
+from ..experiments.runner import execute
+from ..kinds.train import TrainRunConfig
+from ..results import Section
+from ..specs import DefenseSpec, TrainConfig
+from ..store import RecordStore
 
 __all__ = ["add_arguments", "run", "parse_defense"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..registry import names
-    p.add_argument("--dataset", choices=names("train", aliases=True), default="digits", help="training data")
+    p.add_argument("--dataset", choices=registry.names("train", aliases=True), default="digits", help="training data")
     p.add_argument("--preset", default=None,
                    help="model preset (default: the dataset's own; vgg11_bn or resnet20 for cifar10)")
     p.add_argument("--data-root", type=Path, default=None, help="folder with local CIFAR-10 / MNIST files")
@@ -40,15 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_defense(spec: str):
     """``"noise:sigma=0.1"`` → the Defense (every parameter validated against the registry)."""
-    from ..runs import DefenseSpec
     return DefenseSpec.parse(spec).build()
 
 
 def _config(args):
-    import math
-
-    from .. import registry
-    from ..runs import DefenseSpec, TrainConfig, TrainRunConfig
     if args.quick:
         raise ValueError("--quick: not used by train (its size is --epochs); drop --quick")
     if not (isinstance(args.lr, float) and math.isfinite(args.lr) and args.lr > 0):
@@ -67,9 +69,6 @@ def _config(args):
 
 
 def run(args):
-    from ..experiments import RunContext, execute
-    from ..store import RecordStore
-
     cfg = _config(args)
     ckpt = args.checkpoint or Path(args.out) / "checkpoint.pt"
     store = RecordStore(Path(args.out) / "records")
@@ -86,7 +85,6 @@ def run(args):
                               f"{', '.join(str(d) for d in tc.defenses) or 'none'}; checkpoint {ckpt}; {how}.")
     sec.records.append(rec)
     if res.get("n_test"):
-        from ..runs import passing_accuracy
         acc, chance, n = res["accuracy"], res["chance"], res["n_test"]
         need = passing_accuracy(chance, n)
         sec.add("test accuracy above chance (> 2 points, binomial p < 0.001)", tc.dataset, acc, need, acc - need,

@@ -22,6 +22,9 @@ import statistics
 import time
 from types import SimpleNamespace
 
+from .. import registry
+from ..experiments.common import build_model
+
 __all__ = ["KNOWN_SIZES", "dataset_shape", "time_training_step", "estimate_hours"]
 
 #: (input shape, classes, training examples) of the datasets read from local files (standard splits)
@@ -30,7 +33,6 @@ KNOWN_SIZES = {"cifar10": ((3, 32, 32), 10, 50_000), "mnist": ((1, 28, 28), 10, 
 
 def dataset_shape(name: str, data_root=None):
     """``(input_shape, num_classes, n_train)`` of a dataset (embedded ones are loaded, they are small)."""
-    from .. import registry
     s = registry.spec(name)
     if s.needs_root and data_root is None:
         return KNOWN_SIZES[s.name]
@@ -40,11 +42,10 @@ def dataset_shape(name: str, data_root=None):
 
 def time_training_step(train_cfg, shape, num_classes: int, *, device="auto", steps: int = 3) -> float:
     """Median seconds of one training step of ``train_cfg``'s model on random inputs (see module doc)."""
-    import torch
+    import torch  # deferred: torch (the sweep parser and --status import this module)
     import torch.nn.functional as F
 
-    from ..device import resolve_device
-    from ..experiments.common import build_model
+    from ..device import resolve_device  # deferred: torch
     dev = resolve_device(device)
     model = build_model(train_cfg, SimpleNamespace(input_shape=shape, num_classes=num_classes)).to(dev)
     model.train()
@@ -69,7 +70,7 @@ def time_training_step(train_cfg, shape, num_classes: int, *, device="auto", ste
 
 def estimate_hours(cells, *, device="auto", data_root=None, steps: int = 3) -> tuple[list[float], dict]:
     """Per-cell estimated device-hours (training only) and what they are based on."""
-    from ..device import resolve_device
+    from ..device import resolve_device  # deferred: torch
     per_model: dict = {}
     shapes: dict = {}
     hours = []
@@ -87,7 +88,7 @@ def estimate_hours(cells, *, device="auto", data_root=None, steps: int = 3) -> t
     dev = resolve_device(device)
     name = dev.type
     if dev.type == "cuda":
-        import torch
+        import torch  # deferred: torch
         name = f"cuda ({torch.cuda.get_device_name(dev)})"
     basis = {"device": name, "models_timed": len(per_model), "steps_timed": steps,
              "step_seconds": {f"{k[0]}/{k[1]} batch {k[3]} {k[4]}": v for k, v in per_model.items()},

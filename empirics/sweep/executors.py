@@ -25,13 +25,23 @@ before any cell starts.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import multiprocessing
 import os
 import shutil
 import socket
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+
+from theory._io import write_json_atomic
+
+from ..records import Record
+from ..store import RecordStore
+from .worker import init_worker, run_cell
 
 __all__ = ["Tally", "run_local", "check_ray", "run_ray", "check_slurm", "submit_slurm", "slurm_jobs",
            "job_states", "parse_minutes"]
@@ -63,12 +73,6 @@ class Tally:
 def run_local(tasks: list[dict], *, workers: int, tally: Tally, gpus: list[str] | None = None) -> None:
     """Run ``tasks`` on a pool of ``workers`` processes; every finished cell goes to ``tally``.
     ``gpus``: each worker's ``CUDA_VISIBLE_DEVICES`` (see :func:`empirics.sweep.worker.gpu_groups`)."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    from .worker import init_worker, run_cell
-
     if not tasks:
         return
     ctx = multiprocessing.get_context("spawn")
@@ -111,7 +115,7 @@ def _stop(pool) -> None:
 def check_ray(address: str | None) -> None:
     """Ray is installed and, when ``address`` is HOST:PORT, something listens there (3 s timeout)."""
     try:
-        import ray  # noqa: F401
+        import ray  # noqa: F401  (deferred: an optional extra, loaded only for --executor ray)
     except ImportError:
         raise ValueError("--executor ray: Ray is not installed; pip install 'inversion-limits[ray]'") from None
     if address in (None, "", "auto"):
@@ -130,15 +134,10 @@ def check_ray(address: str | None) -> None:
 def run_ray(tasks: list[dict], *, address: str | None, num_cpus: float, num_gpus: float, workers: int | None,
             records: Path, tally: Tally) -> dict:
     """One Ray task per cell on the cluster at ``address`` (a local one when None)."""
-    import ray
-
-    from ..runs import Record
-    from ..store import RecordStore
-    from .worker import run_cell
+    import ray  # deferred: an optional extra, loaded only for --executor ray
 
     if not tasks:
         return {}
-    import logging
     kw = dict(log_to_driver=False, logging_level=logging.WARNING)
     if not address:
         kw["include_dashboard"] = False
@@ -210,7 +209,7 @@ def check_slurm(cluster: str) -> None:
         raise ValueError("--executor slurm: sbatch not found on PATH (run on a SLURM login node, or use "
                          "--executor local or ray)")
     try:
-        import submitit  # noqa: F401
+        import submitit  # noqa: F401  (deferred: an optional extra, loaded only for SLURM sweeps)
     except ImportError:
         raise ValueError("--executor slurm: submitit is not installed; pip install 'inversion-limits[slurm]'") from None
 
@@ -265,7 +264,7 @@ def job_states(state: dict, keys) -> dict:
             out[k] = "RUNNING" if _pid_alive(jid) else "GONE"
         else:
             try:
-                import submitit
+                import submitit  # deferred: an optional extra, loaded only for SLURM sweeps
                 out[k] = str(submitit.SlurmJob(folder, jid).state).split()[0].upper()
             except Exception:  # sacct unreachable
                 out[k] = "UNKNOWN"
@@ -276,10 +275,9 @@ def submit_slurm(tasks: list[dict], *, out: Path, cluster: str, name: str, num_c
                  partition: str | None, time_min: int, array_parallelism: int) -> dict:
     """Submit one array task per cell (cells whose previous job is still queued or running are
     skipped); returns the submission record also written to ``OUT/sweep/slurm.json``."""
-    import submitit
+    import submitit  # deferred: an optional extra, loaded only for SLURM sweeps
 
-    from ..report import write_json_atomic
-    from .slurm_job import CellJob
+    from .slurm_job import CellJob  # deferred: it imports submitit
 
     out = Path(out).resolve()
     state = slurm_jobs(out) or {"cluster": cluster, "jobs": {}, "submissions": []}

@@ -25,6 +25,11 @@ import socket
 import time
 from pathlib import Path
 
+from ..experiments.common import RunContext
+from ..experiments.runner import execute
+from ..records import config_from_dict
+from ..store import RecordStore
+
 __all__ = ["make_task", "run_cell", "init_worker", "gpu_groups"]
 
 
@@ -51,11 +56,6 @@ def _event(task: dict, **kw) -> None:
 
 def run_cell(task: dict) -> dict:
     """Run (or reuse) one cell; returns ``{key, status, reason, seconds, ran, record}``."""
-    from ..experiments.common import RunContext
-    from ..experiments.runner import execute
-    from ..runs import config_from_dict
-    from ..store import RecordStore
-
     cfg = config_from_dict(task["config"])
     if cfg.key() != task["key"]:
         raise ValueError(f"cell {task['key']}: this worker computes key {cfg.key()} for the same configuration "

@@ -68,7 +68,8 @@ def _tiny_digits():
 
 
 def test_entropy_vs_mse_resumes_reuses_and_never_reuses_other_settings(tmp_path, monkeypatch):
-    from empirics.experiments import common, entropy_mse as M
+    from empirics.experiments import common
+    from empirics.kinds import entropy_mse as M
     calls = []
     real = common.train_model
 
@@ -204,7 +205,7 @@ def test_paper_preset_pipeline_on_tiny_cifar_files_resumes(tmp_path, monkeypatch
     assert all(0 <= r["accuracy"] <= 1 for r in rows)
     assert all(np.isfinite(r["decoder_test_mse"]) for r in rows if r["status"] == "ok")
     calls = []
-    monkeypatch.setattr("empirics.experiments.train_attack.train_model", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr("empirics.kinds.train_attack.train_model", lambda *a, **k: calls.append(1))
     again = paper_preset.run_models(data, out, epochs=1, attack_epochs=1, device="cpu", progress=False)
     strip = [{k: v for k, v in r.items() if k != "record"} for r in rows]
     assert [{k: v for k, v in r.items() if k != "record"} for r in again] == strip and not calls

@@ -9,9 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from empirics.runs import (AttackSpec, DefenseSpec, DefenseTableConfig, EntropyMseConfig, Record, RecordError,
-                           TrainConfig, TrainRunConfig, config_from_dict, diff_configs, near_chance,
-                           passing_accuracy)
+from empirics.checks import near_chance, passing_accuracy
+from empirics.kinds.defense_table import DefenseTableConfig
+from empirics.kinds.entropy_mse import EntropyMseConfig
+from empirics.kinds.train import TrainRunConfig
+from empirics.records import Record, RecordError, config_from_dict, diff_configs
+from empirics.specs import AttackSpec, DefenseSpec, TrainConfig
 from empirics.store import RecordStore, StoreWarning, make_record
 
 

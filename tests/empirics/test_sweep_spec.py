@@ -79,7 +79,7 @@ def test_invalid_combination_names_the_cell():
 
 def test_entropy_cells_equal_the_experiment_function():
     """Every combination is one cell, built by entropy_vs_mse_cells with the same arguments."""
-    from empirics.experiments.entropy_mse import entropy_vs_mse_cells
+    from empirics.kinds.entropy_mse import entropy_vs_mse_cells
     cells = expand(parse_spec(BASE))
     want = entropy_vs_mse_cells(dataset="digits", sigmas=(0.1, 0.3), lams=(0.0, 0.01), seeds=(0, 1), epochs=2,
                                 attack_epochs=2)
@@ -89,7 +89,7 @@ def test_entropy_cells_equal_the_experiment_function():
 
 def test_defense_table_cells_equal_the_experiment_function_and_dedupe():
     """A λ axis repeats the cells without CEM: they are one configuration, kept once."""
-    from empirics.experiments.defense_table import defense_table_cells
+    from empirics.kinds.defense_table import defense_table_cells
     spec = parse_spec({"sweep": {"experiment": "defense-table"},
                        "grid": {"baseline": ["noise", "dropout"], "lam": [0.01, 0.02], "seed": [0, 1]},
                        "settings": {"epochs": 3, "attack_epochs": 2, "attacks": ["decoder"]}})

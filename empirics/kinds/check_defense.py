@@ -1,0 +1,191 @@
+"""Kind ``check-defense``: a user's encoder held to every bound — its configuration (identity =
+resume key), its result, its runner and its tables.  Torch-free at import (the runner imports the
+machinery of :mod:`empirics.experiments.defense_check`).
+
+The encoder's identity is the factory spec ``MODULE:FUNCTION`` plus a content hash of the module
+file (for a library object: of its class sources, structure and parameters), and the
+``--weights`` file's path and content hash when one is given — so an edited encoder or new
+weights never reuse an old record.  (A change in a file the module imports is not seen: run into a fresh ``--out``.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import ClassVar, Optional
+
+from theory._validate import expect_int, expect_number
+
+from ..checks import Comparison
+from ..experiments.common import RunContext
+from ..records import Config, Kind, Outcome, Result
+from ..registry import names, spec
+from ..results import Section
+from ..specs import AttackSpec
+
+__all__ = ["CheckDefenseConfig", "CheckDefenseResult", "file_hash", "check_section", "CHECK_ATTACKS",
+           "PRIOR_DATASET", "SPLIT_DATASET", "KIND"]
+
+#: attacks check-defense runs by name (they reconstruct from the deployed features); the exact
+#: Bayes attack ``bayes`` is added by itself whenever the channel's posterior is known
+CHECK_ATTACKS = ("decoder", "gan", "optimization")
+#: the dataset names of a user's own Gaussian-mixture prior and of a user's own DataSplit (library
+#: use; their content hashes identify them)
+PRIOR_DATASET, SPLIT_DATASET = "gaussian-mixture", "data-split"
+#: hex digits kept of a sha256 content hash
+HASH_DIGITS = 16
+#: samples drawn from a user's Gaussian-mixture prior for training and held-out test (as many as
+#: the built-in synthetic-mixture has)
+PRIOR_N_TRAIN, PRIOR_N_TEST = 3000, 1000
+#: Monte-Carlo draws for H(x), Fisher informations and the departure (H(x) of synthetic-mixture:
+#: s.e. ~0.02 nats, i.e. ~0.3 % of a Theorem 1 floor in d = 16)
+N_MC = 20000
+
+
+def file_hash(path) -> str:
+    """sha256 (first 16 hex digits) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:HASH_DIGITS]
+
+
+def check_sigma(v, name, *, positive: bool) -> float:
+    """A noise level: > 0 (``positive``: Theorem 2 needs noise) or ≥ 0, finite."""
+    if positive:
+        return expect_number(v, name, positive=True, what="a positive finite number (Theorem 2 needs noise)")
+    return expect_number(v, name, nonneg=True, what="a finite number >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckDefenseConfig(Config):
+    """Everything that decides a check-defense result (see the module docstring for the encoder's identity).
+
+    ``train_encoder`` False: the encoder is checked exactly as given (``--weights``, a module
+    instance, or one without trainable parameters); ``head`` False: no head, no accuracy.
+    ``n_train`` / ``n_test`` apply to a user's Gaussian-mixture prior only.
+    """
+
+    kind: ClassVar[str] = "check-defense"
+    encoder: str
+    encoder_hash: str
+    weights: Optional[str] = None
+    weights_hash: Optional[str] = None
+    dataset: str = "digits"
+    dataset_hash: Optional[str] = None
+    noise: float = 0.1
+    encoder_noise: float = 0.0
+    train_encoder: bool = True
+    head: bool = True
+    epochs: int = 15
+    attacks: tuple[AttackSpec, ...] = ()
+    fisher_samples: int = 256
+    k_per_class: int = 3
+    n_mc: int = N_MC
+    n_train: int = PRIOR_N_TRAIN
+    n_test: int = PRIOR_N_TEST
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.dataset not in (PRIOR_DATASET, SPLIT_DATASET):
+            s = spec(self.dataset)
+            if "check-defense" not in s.commands and not s.description.startswith("in-memory"):
+                raise ValueError(f"dataset: check-defense takes {sorted(names('check-defense'))}, got {self.dataset!r}")
+            object.__setattr__(self, "dataset", s.name)
+        elif not self.dataset_hash:
+            raise ValueError(f"dataset_hash: a {self.dataset} needs its content hash")
+        check_sigma(self.noise, "noise", positive=True)
+        check_sigma(self.encoder_noise, "encoder_noise", positive=False)
+        for n in ("epochs", "fisher_samples", "k_per_class", "n_mc", "n_train", "n_test"):
+            expect_int(getattr(self, n), n)
+        expect_int(self.seed, "seed", minimum=0)
+        specs = tuple(AttackSpec.parse(a) for a in self.attacks)
+        bad = [a.name for a in specs if a.name not in CHECK_ATTACKS]
+        if bad:
+            raise ValueError(f"attacks: check-defense runs {list(CHECK_ATTACKS)} (and bayes by itself), got {bad}")
+        object.__setattr__(self, "attacks", specs)
+
+    def label(self) -> str:
+        return f"{self.encoder} on {self.dataset}, σ = {self.noise:g}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckDefenseResult(Result):
+    """What check-defense found: attacks, bounds, the comparisons between them, warnings, verdict."""
+
+    dataset: str
+    noise: float
+    encoder_noise: float
+    encoder_trained: bool
+    head_trained: bool
+    accuracy: Optional[float]
+    chance: float
+    n_test: int
+    attacks: list
+    bounds: dict
+    comparisons: list
+    warnings: list
+    verdict: str
+    bug: bool
+    certifiable_mse: Optional[float] = None
+    affine: Optional[dict] = None
+    conditional_entropy: dict = field(default_factory=dict)
+    dfil: dict = field(default_factory=dict)
+
+
+
+def run_check_config(cfg: CheckDefenseConfig, ctx: RunContext) -> Outcome:
+    """The runner: re-import the encoder named by ``cfg`` (a ``MODULE:FUNCTION`` spec; library objects
+    cannot be re-run from a configuration), confirm it is the one hashed, check it."""
+    from ..experiments.defense_check import prepare_subject, run_check  # deferred: torch
+    if cfg.dataset in (PRIOR_DATASET, SPLIT_DATASET) or cfg.encoder.startswith("<"):
+        raise ValueError("config: this check-defense configuration names a library object (a module, a callable or "
+                         "a Gaussian-mixture prior); run it with empirics.experiments.check_defense")
+    subject = prepare_subject(cfg.encoder, dataset=cfg.dataset, weights=cfg.weights, seed=cfg.seed)
+    if (subject.encoder_hash, subject.weights_hash) != (cfg.encoder_hash, cfg.weights_hash):
+        raise ValueError("encoder: the module file or the weights changed since this configuration was made")
+    return Outcome("ok", run_check(subject, cfg, ctx))
+
+
+# ----------------------------------------------------------------------------- tables
+
+ATTACKS_NOTE = ("Held-out per-element reconstruction MSE (± s.e. over inputs) of each attack, all from the same draw "
+                "of the deployed (noisy) features; bayes is the exact posterior mean of the float64 channel.")
+BOUNDS_NOTE = (
+    "Floors on any attacker's per-element MSE (Cramér–Rao: unbiased attackers only). rigorous = yes only where every "
+    "assumption holds for the channel as deployed (see assumptions); 'no' marks an estimate or a reference, which an "
+    "attack may beat without a bug. A missing value is 'no finite bound', with the reason.")
+COMPARISONS_NOTE = ("attack MSE − bound, its standard error (paired over the same inputs where the bound has a value "
+                    "per input) and z; violated = significantly below at family-wise 0.1 %; only a violated rigorous "
+                    "bound is a bug (exit status 1).")
+
+
+def check_section(rec, title: str) -> Section:
+    """The check-defense section of a record: the verdict, one check per comparison with a rigorous
+    bound, the attacks, bounds, comparisons and warnings."""
+    res = rec.result
+    sec = Section("check-defense", title,
+                  description="Every attack against every finite bound, each a one-sided test (family-wise α = "
+                              "0.1 % over all comparisons); only rigorous bounds are pass/fail checks.",
+                  headline=res["verdict"], records=[rec])
+    for r in res["comparisons"]:
+        if r["rigorous"]:
+            cmp = Comparison(*(float(r[k]) for k in ("value", "bound_value", "difference", "stderr", "z", "z_crit",
+                                                     "alpha")), int(r["m"]), r["status"], paired=r["paired"])
+            sec.add_comparison(f"attack MSE >= {r['bound']}", r["attack"], cmp)
+    sec.tables["attacks"] = res["attacks"]
+    sec.table_notes["attacks"] = ATTACKS_NOTE
+    sec.tables["bounds"] = [{"bound": k, "value": v["value"], "s.e.": v["stderr"], "rigorous": v["rigorous"],
+                             "assumptions": v["assumptions"]} for k, v in res["bounds"].items()]
+    sec.table_notes["bounds"] = BOUNDS_NOTE
+    sec.tables["comparisons"] = [{k: r[k] for k in ("attack", "bound", "rigorous", "difference", "stderr", "z",
+                                                    "status", "paired")} for r in res["comparisons"]]
+    sec.table_notes["comparisons"] = COMPARISONS_NOTE
+    if res["warnings"]:
+        sec.tables["warnings"] = [{"warning": w} for w in res["warnings"]]
+    sec.data.update({"accuracy": res["accuracy"], "conditional_entropy": res["conditional_entropy"]})
+    return sec
+
+
+KIND = Kind(config=CheckDefenseConfig, result=CheckDefenseResult, run=run_check_config)
