@@ -77,7 +77,10 @@ This list has one source, `empirics/errata.py`; the README and every `report.md`
     epoch's cluster variance with weight 10·n_b/(w·N/C), set to 0.99 once that reaches 1. The term
     is w·ReLU(log(v + 0.01) − log(t·σ² + 0.01)) with t = `var_threshold` (0.1 by default, 0.125 in
     `run_exp.sh`) and w = n_j/N_class from the epoch's k-means, summed over the clusters and classes
-    present and divided by the number of classes present. The encoder gradient is scaled by
+    present and divided by the number of classes present. That is the trainer's `log_entropy=1`
+    branch, which `run_exp.sh` passes; the trainer's own default, `log_entropy=0`, uses w·(v + 0.001)
+    instead (no logarithm, threshold or γ). `objective="code"` offers both: `log_entropy=True`
+    (default, the run script's) and `log_entropy=False`. The encoder gradient is scaled by
     λ·0.001/lr with the current scheduled lr (plain λ once lr < 0.00041). It reads each class's
     weights and epoch variances through a class counter over the rows of the label-sorted batch,
     so they usually come from the batch's lowest class (a bug). Its "mutual information" printout,

@@ -85,7 +85,7 @@ def save(fig, name):
 
 def show_comparisons(res):
     print(f"{'attack':13s} {'bound':19s} {'rigorous':8s} {'difference':>11s} {'s.e.':>9s} {'z':>8s}  status")
-    for r in res["comparisons"]:
+    for r in res.comparisons:
         print(f"{r['attack']:13s} {r['bound']:19s} {str(r['rigorous']):8s} {r['difference']:11.3g} "
               f"{r['stderr']:9.2g} {r['z']:8.2f}  {r['status']}")
 
@@ -139,18 +139,18 @@ res = check_defense(spec, dataset="digits", noise=0.1, epochs=EPOCHS, attack_epo
                     attacks=("decoder", "optimization"), opt_steps=OPT_STEPS, fisher_samples=64, n_mc=N_MC,
                     out=OUT / "digits", seed=0)
 print(f"({time.perf_counter() - t:.1f} s)   fields: {sorted(res)}")
-print(f"accuracy {res['accuracy']:.3f} (held out, chance {res['chance']:.3f}); "
-      f"encoder trained: {res['encoder_trained']}")
-for a in res["attacks"]:
+print(f"accuracy {res.accuracy:.3f} (held out, chance {res.chance:.3f}); "
+      f"encoder trained: {res.encoder_trained}")
+for a in res.attacks:
     print(f"attack {a['name']:12s} MSE {a['mse']:.4f} ± {a['mse_stderr']:.4f}  "
           f"PSNR {a.get('psnr', float('nan')):.2f} dB  SSIM {a.get('ssim', float('nan')):.3f}")
-for name, b in res["bounds"].items():
+for name, b in res.bounds.items():
     val = "no finite bound" if b["value"] is None else f"{b['value']:.4f}"
     print(f"bound  {name:18s} {val}  rigorous={b['rigorous']}")
-print(f"certifiable_mse {res['certifiable_mse']:.4f}   (1/(2πe) = {1 / (2 * math.pi * math.e):.4f})")
+print(f"certifiable_mse {res.certifiable_mse:.4f}   (1/(2πe) = {1 / (2 * math.pi * math.e):.4f})")
 show_comparisons(res)
-print("warnings:", res["warnings"] or "none")
-print("verdict:", res["verdict"])
+print("warnings:", res.warnings or "none")
+print("verdict:", res.verdict)
 
 # %% [markdown]
 # What each field means:
@@ -179,20 +179,20 @@ print("verdict:", res["verdict"])
 # * **`verdict`** — the sentence printed on the terminal and at the head of `report.md`.
 
 # %%
-b = res["bounds"]
+b = res.bounds
 # The KL bound on I(z; ẑ) is never looser than Huber's (Thm 2), so its MSE floor is never lower;
 # both come from one mixture fit, in float64: only round-off separates equal values.
 assert b["thm1+thm2_kl"]["value"] >= b["thm1+thm2_huber"]["value"] * (1 - 1e-9)
 # the cap: H(x) <= 0 on [0, 1]^64 and U >= 0, so at most 1/(2πe)
-assert 0 < res["certifiable_mse"] <= 1 / (2 * math.pi * math.e) * (1 + 1e-12)
+assert 0 < res.certifiable_mse <= 1 / (2 * math.pi * math.e) * (1 + 1e-12)
 # On digits H(x) is replaced by its upper bound 0, so the best estimate equals the cap from the same fit.
 best_thm = max(b[f"thm1+thm2_{m}"]["value"] for m in ("huber", "kl", "maxent"))
-assert abs(res["certifiable_mse"] - best_thm) <= 1e-9 * best_thm, (res["certifiable_mse"], best_thm)
+assert abs(res.certifiable_mse - best_thm) <= 1e-9 * best_thm, (res.certifiable_mse, best_thm)
 assert not any(v["rigorous"] for v in b.values())       # real data: estimates only, and labelled so
-assert res["bug"] is False and res["verdict"].startswith("no certificate")
-assert all({"attack", "bound", "difference", "stderr", "z", "status"} <= set(r) for r in res["comparisons"])
+assert res.bug is False and res.verdict.startswith("no certificate")
+assert all({"attack", "bound", "difference", "stderr", "z", "status"} <= set(r) for r in res.comparisons)
 saved = json.loads((OUT / "digits" / "check_defense.json").read_text())
-assert saved["verdict"] == res["verdict"]
+assert saved["verdict"] == res.verdict
 print("written:", OUT / "digits" / "check_defense.json")
 
 # %% [markdown]
@@ -217,8 +217,8 @@ t = time.perf_counter()
 res_s = check_defense(enc, dataset="synthetic-mixture", noise=sigma, train_encoder=True, epochs=EPOCHS_SYN,
                       attack_epochs=ATT_EPOCHS, attacks=("decoder", "optimization"), opt_steps=OPT_STEPS,
                       fisher_samples=64, n_mc=N_MC, seed=0)
-print(f"({time.perf_counter() - t:.1f} s) accuracy {res_s['accuracy']:.3f}")
-print("verdict:", res_s["verdict"])
+print(f"({time.perf_counter() - t:.1f} s) accuracy {res_s.accuracy:.3f}")
+print("verdict:", res_s.verdict)
 
 gmm = load_dataset("synthetic-mixture", seed=0).meta["gmm"]       # the dataset check_defense used
 d = gmm.dim
@@ -230,13 +230,13 @@ ub = theory.mutual_information_upper_bounds(*theory.affine_pushforward(gmm, A), 
 hand = {m: theory.mse_lower_bound(hx.value - ub[m], d) for m in ("huber", "kl", "maxent")}
 mm = theory.mixture_mmse_mc(gmm, A, P, N_MC, rng)
 mmse, mmse_se = mm.value / d, mm.stderr / d
-dep = res_s["affine"]["departure"]
+dep = res_s.affine["departure"]
 print(f"H(x) = {hx.value:.3f} ± {hx.stderr:.3f} nats (Monte Carlo); deployed departure η² = {dep['eta2']:.2g}")
 print(f"exact MMSE/d of the float64 channel = {mmse:.4f} ± {mmse_se:.4f}")
 for m, v in hand.items():
-    cd = res_s["bounds"]["thm1+thm2_" + m]
+    cd = res_s.bounds["thm1+thm2_" + m]
     print(f"float64 Thm1+Thm2 ({m:6s}) floor {v:.4f}    check_defense (rigorous={cd['rigorous']}) {cd['value']:.4f}")
-for a in res_s["attacks"]:
+for a in res_s.attacks:
     print(f"attack {a['name']:12s} MSE {a['mse']:.4f} ± {a['mse_stderr']:.4f}")
 
 # The float32 read-out is exact: A is the trained parameter, in float64.
@@ -244,30 +244,30 @@ amap, _ = exact_affine_map(enc, (16,), load_dataset("synthetic-mixture").test.x)
 assert np.array_equal(amap.A, A)
 # check_defense's certificate = the by-hand float64 floor, moved by its own H(x) estimate and lowered by
 # the departure: log(floor_cd / floor_hand) = 2 (H_cd − H_hand − correction) / d (input rounding ~1e-7).
-ce = res_s["conditional_entropy"]
+ce = res_s.conditional_entropy
 for m, v in hand.items():
-    cd = res_s["bounds"]["thm1+thm2_" + m]
+    cd = res_s.bounds["thm1+thm2_" + m]
     assert cd["rigorous"], m
     want = 2 * (ce["h_x"] - hx.value - ce["departure_nats"]) / d
     assert abs(math.log(cd["value"] / v) - want) < 1e-4, (m, cd["value"], v)
 # Every certified floor lies below the exact MMSE (4 s.e. of the MMSE estimate: false alarm ~3e-5),
 for m, v in hand.items():
-    assert res_s["bounds"]["thm1+thm2_" + m]["value"] <= mmse + K_SE * mmse_se, m
+    assert res_s.bounds["thm1+thm2_" + m]["value"] <= mmse + K_SE * mmse_se, m
 # no attack beats the MMSE, and the exact Bayes attack reaches it (both within 4 combined s.e.).
-for a in res_s["attacks"]:
+for a in res_s.attacks:
     assert a["mse"] >= mmse - K_SE * math.hypot(a["mse_stderr"], mmse_se), (a, mmse)
-bayes = next(a for a in res_s["attacks"] if a["name"] == "bayes")
+bayes = next(a for a in res_s.attacks if a["name"] == "bayes")
 assert abs(bayes["mse"] - mmse) <= K_SE * math.hypot(bayes["mse_stderr"], mmse_se)
-assert res_s["verdict"].startswith("certified") and res_s["bug"] is False
+assert res_s.verdict.startswith("certified") and res_s.bug is False
 
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
-names = [a["name"] for a in res_s["attacks"]] + ["exact MMSE"]
-vals = [a["mse"] for a in res_s["attacks"]] + [mmse]
-ax.bar(names, vals, color=["tab:blue"] * len(res_s["attacks"]) + ["tab:green"])
+names = [a["name"] for a in res_s.attacks] + ["exact MMSE"]
+vals = [a["mse"] for a in res_s.attacks] + [mmse]
+ax.bar(names, vals, color=["tab:blue"] * len(res_s.attacks) + ["tab:green"])
 for i, m in enumerate(hand):
-    ax.axhline(res_s["bounds"]["thm1+thm2_" + m]["value"], color=f"C{i + 1}", ls="-", lw=1,
+    ax.axhline(res_s.bounds["thm1+thm2_" + m]["value"], color=f"C{i + 1}", ls="-", lw=1,
                label=f"certified Thm1+2 ({m})")
-ax.axhline(res_s["bounds"]["cramer_rao_dfil"]["value"], color="k", ls=":", lw=1, label="Cramér–Rao (unbiased only)")
+ax.axhline(res_s.bounds["cramer_rao_dfil"]["value"], color="k", ls=":", lw=1, label="Cramér–Rao (unbiased only)")
 ax.set_ylabel("MSE per element")
 ax.set_title(f"synthetic mixture, linear encoder, σ = {sigma}")
 ax.legend(fontsize=7)
@@ -294,12 +294,12 @@ res_b = check_defense(big, dataset="synthetic-mixture", noise=3e-3, attacks=(), 
 amap_b, _ = exact_affine_map(big, (16,), load_dataset("synthetic-mixture").test.x)
 w32 = float(big.weight.detach()[0, 0])
 print(f"float32 read-off A_ii = {read_off} (ratio {read_off / w32:.4f});  float64 A_ii ratio {amap_b.A[0, 0] / w32}")
-bayes_b = res_b["attacks"][0]
+bayes_b = res_b.attacks[0]
 print(f"bayes on the deployed channel: {bayes_b['mse']:.5f} ± {bayes_b['mse_stderr']:.5f}")
-for k, v in res_b["bounds"].items():
+for k, v in res_b.bounds.items():
     print(f"  {k:19s} {v['value']:.5f}  rigorous={v['rigorous']}")
 assert amap_b.A[0, 0] == w32 and abs(read_off / w32 - 0.957) < 1e-3
-assert all(v["value"] < bayes_b["mse"] for v in res_b["bounds"].values() if v["rigorous"])
+assert all(v["value"] < bayes_b["mse"] for v in res_b.bounds.values() if v["rigorous"])
 
 # %% [markdown]
 # ## 4. A trained model, as deployed, under a prior of your own
@@ -326,12 +326,12 @@ for _ in range(100):                                       # a plain training lo
 before = {k: v.clone() for k, v in mine.state_dict().items()}
 res_m = check_defense(mine, dataset=my_prior, noise=0.3, epochs=EPOCHS_SYN, attack_epochs=ATT_EPOCHS,
                       attacks=("decoder",), n_train=1000, n_test=500, n_mc=N_MC)
-print(f"encoder trained by check_defense: {res_m['encoder_trained']}; head accuracy {res_m['accuracy']:.3f}")
+print(f"encoder trained by check_defense: {res_m.encoder_trained}; head accuracy {res_m.accuracy:.3f}")
 show_comparisons(res_m)
-print("verdict:", res_m["verdict"])
-assert res_m["encoder_trained"] is False
+print("verdict:", res_m.verdict)
+assert res_m.encoder_trained is False
 assert all(torch.equal(before[k], v) for k, v in mine.state_dict().items())   # checked as given
-assert res_m["dataset"] == "gaussian-mixture" and res_m["verdict"].startswith("certified")
+assert res_m.dataset == "gaussian-mixture" and res_m.verdict.startswith("certified")
 
 # %% [markdown]
 # ## 4. Property-test *your* bound with the public hypothesis strategies

@@ -8,7 +8,7 @@ attacks, the Lipschitz constants, and exhaustive enumeration for n ≤ 12.
 Importing :mod:`reduction` imports neither torch nor pysat; they are imported by the functions that
 use them (``to_torch``, ``invert(method="pgd")``; the solver checks).
 
-Errata and generalisations (see DESIGN.md §4 and the module docstrings): Thm B.10 reduces from
+Errata and generalisations (see docs/errata.md and the module docstrings): Thm B.10 reduces from
 MAX-E3SAT, where the printed clause bias −2 is right; −(k−1) generalises the construction to
 k-literal clauses (general DIMACS input) and is the default, ``bias="paper"`` keeps −2.  The
 soundness proof's typos ("x_i = 0", T = m + 128B²n, 1/(36B²), 1/(5√B)) and its corrected

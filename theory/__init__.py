@@ -1,6 +1,6 @@
 """Theory: entropy limits of model inversion (CEM paper, Prop. 1, Thms 1-2) in numpy/scipy/sympy.
 
-Ground truths (DESIGN.md §3): the linear-Gaussian channel in closed form (:mod:`theory.gaussian`);
+Ground truths (docs/ground-truths.md): the linear-Gaussian channel in closed form (:mod:`theory.gaussian`);
 Gaussian-mixture priors with an exact posterior and Monte-Carlo entropies/MMSE carrying standard
 errors (:mod:`theory.mixture`); Theorem 1, Theorem 2 and competing bounds (:mod:`theory.bounds`);
 sympy checks of Theorem 1's proof (:mod:`theory.symbolic`, imported on demand); hypothesis

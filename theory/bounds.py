@@ -21,7 +21,7 @@ The sum is exactly the Huber upper bound on :math:`H(z)` minus :math:`H(\varepsi
 ``huber`` (= Thm 2 as printed), ``kl`` (Kolchinsky–Tracey, never looser than Huber), ``maxent``
 (Gaussian with Cov z, no mixture assumption) and ``best``.
 
-*Errata / caveats* (DESIGN.md §4). Thm 2 as printed holds -- it is Huber's bound -- but it is
+*Errata / caveats* (docs/errata.md). Thm 2 as printed holds -- it is Huber's bound -- but it is
 rigorous only if :math:`\hat z` *is* a Gaussian mixture and :math:`H(x)` is known or
 lower-bounded. For data in :math:`[0,1]^d`, :math:`H(x)\le 0`, so Thms 1+2 can never certify a
 per-dimension MSE above :func:`certifiable_mse` (at most :math:`1/(2\pi e)\approx 0.0585`).
@@ -33,7 +33,7 @@ write :math:`(2\pi e)^d` with d the *input* dimension where the dimension of z i
 factors cancel in Eq. 16. Theorem 1 states no equality condition: it is tight iff x|z is Gaussian
 with isotropic covariance whose trace does not depend on z.
 
-**Fisher-information bounds** (Maeng et al. 2023; van Trees 1968; DESIGN.md §3). For
+**Fisher-information bounds** (Maeng et al. 2023; van Trees 1968; docs/ground-truths.md). For
 :math:`z = f(x) + \mathcal N(0,\Sigma_n)` the Fisher information is
 :math:`I_F(x) = J_f^\top\Sigma_n^{-1}J_f`, dFIL = Tr I_F / d. Unbiased attackers:
 MSE/d ≥ 1/dFIL (:func:`cramer_rao_mse`). Any attacker (van Trees):
@@ -473,7 +473,7 @@ def van_trees_mse(fisher_info, prior_fisher, matrix: bool = False) -> float:
     r"""Van Trees (Bayesian Cramér–Rao) bound on the per-dimension MSE of *any* attacker.
 
     .. math:: \mathrm{MSE}/d \ge \frac{d}{\operatorname{Tr}E[I_F] + \operatorname{Tr}J_{prior}}
-              \quad(\text{DESIGN.md §3}),
+              \quad(\text{docs/ground-truths.md}),
 
     or, with ``matrix=True``, :math:`\operatorname{Tr}((E[I_F]+J_{prior})^{-1})/d` (tighter; needs
     both matrices). Assumes a prior density that is differentiable and vanishes at the boundary

@@ -1,6 +1,6 @@
 r"""Gaussian entropy and the linear-Gaussian channel: the exact ground truth for Theorem 1.
 
-Setting (CEM paper, Xia et al. CVPR 2025, Prop. 1 and Thm 1; DESIGN.md §3): a prior
+Setting (CEM paper, Xia et al. CVPR 2025, Prop. 1 and Thm 1; docs/ground-truths.md): a prior
 :math:`x \sim \mathcal N(\mu, \Sigma_x)` in :math:`\mathbb R^d` observed through a linear channel
 
 .. math:: z = A x + \varepsilon, \qquad \varepsilon \sim \mathcal N(0, \Sigma_n), \quad A \in \mathbb R^{k\times d}.
@@ -91,7 +91,7 @@ def linear_gaussian_posterior_cov(A, cov_x, cov_noise) -> np.ndarray:
 
     .. math:: P = (\Sigma_x^{-1} + A^\top \Sigma_n^{-1} A)^{-1}
 
-    It does not depend on :math:`z` or on the prior mean (DESIGN.md §3).
+    It does not depend on :math:`z` or on the prior mean (docs/ground-truths.md).
 
     Parameters
     ----------

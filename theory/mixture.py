@@ -21,7 +21,7 @@ r"""Gaussian mixtures: density, sampling, entropy (Monte Carlo and bounds), exac
   Neither lower bound dominates the other.  Costs at d = 512, K = 30 and the algorithms: see
   ``theory/_pairwise.py`` and ``benchmarks/theory_scale.py``.
 * :class:`MixturePosterior` -- for a mixture prior seen through :math:`z = Ax + \varepsilon`,
-  :math:`\varepsilon\sim\mathcal N(0,\Sigma_n)`, the posterior is again a mixture (DESIGN.md §3):
+  :math:`\varepsilon\sim\mathcal N(0,\Sigma_n)`, the posterior is again a mixture (docs/ground-truths.md):
 
   .. math::
      p(x|z) = \sum_i w_i(z)\,\mathcal N(x; m_i(z), P_i),\quad
@@ -610,7 +610,7 @@ def mixture_mmse_importance_sampling(gmm: GaussianMixture, A, cov_noise, n, rng,
 
     An estimate of :math:`E\|x - E[x|z]\|^2` that uses neither the closed-form posterior nor its
     weights -- only the prior's samples and the likelihood :math:`\mathcal N(z; Ax, \Sigma_n)` --
-    so it checks :func:`mixture_mmse_mc` independently (DESIGN.md §3).  For ``n`` joint draws
+    so it checks :func:`mixture_mmse_mc` independently (docs/ground-truths.md).  For ``n`` joint draws
     :math:`(x_b, z_b)`, with ``n_proposal`` fresh prior draws :math:`x'_m` per block of ``block``
     z's:
 

@@ -4,7 +4,7 @@ r"""The bounds check-defense holds an encoder to, each with its assumptions and 
   Gaussian-mixture prior: ẑ of the float64 map is exactly the pushed-forward mixture, H(x) is known
   up to Monte-Carlo error, and the deployed float32 encoder's departure is paid for by the lemma
   of :mod:`.affine`, so the Theorem 1 + 2 floors (``huber`` = Thm 2 as printed, ``kl``, ``maxent``;
-  CEM paper Thms 1-2, DESIGN.md §3) are certificates for every attacker of the deployed channel.
+  CEM paper Thms 1-2, docs/ground-truths.md) are certificates for every attacker of the deployed channel.
   van Trees is exact for the float64 affine channel; it is a certificate of the deployed channel
   only if that channel *is* the float64 map (rounding makes z|x discontinuous in x, which Fisher
   information does not see).

@@ -1,6 +1,6 @@
 """Theorem 1 / Theorem 2 battery against exact (linear-Gaussian) and Monte-Carlo (mixture) truth.
 
-Checks (CEM paper, Xia et al. CVPR 2025, Prop. 1, Thm 1, Prop. 2, Thm 2; DESIGN.md §3):
+Checks (CEM paper, Xia et al. CVPR 2025, Prop. 1, Thm 1, Prop. 2, Thm 2; docs/ground-truths.md):
 
 * equality case x ~ N(0, I_d), z = x + N(0, 0.25 I): MMSE/d = Thm 1 bound = 0.2 for d = 1..64;
 * random linear-Gaussian channels: Thm 1 bound ≤ MMSE/d (exact), van Trees ≤ Thm 1(exact H),

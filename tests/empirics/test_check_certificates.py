@@ -59,7 +59,7 @@ ADVERSARIAL = {
 def test_rigorous_bounds_below_the_exact_mmse_and_the_bayes_attack(name):
     make, sigma = ADVERSARIAL[name]
     enc = make()
-    res = check_defense(enc, dataset="synthetic-mixture", noise=sigma, attacks=(), head=False, n_mc=N_MC)
+    res = check_defense(enc, dataset="synthetic-mixture", noise=sigma, attacks=(), head=False, n_mc=N_MC).to_dict()
     assert res["encoder_trained"] is False and res["head_trained"] is False
     rig = {k: b for k, b in res["bounds"].items() if b["rigorous"]}
     assert set(rig) == {"thm1+thm2_huber", "thm1+thm2_kl", "thm1+thm2_maxent"}
@@ -83,7 +83,7 @@ def test_big_bias_repro():
     above every rigorous bound (the old check certified 0.0815 against a reachable 0.0768)."""
     make, sigma = ADVERSARIAL["big_bias"]
     enc = make()
-    res = check_defense(enc, dataset="synthetic-mixture", noise=sigma, attacks=(), head=False, n_mc=N_MC)
+    res = check_defense(enc, dataset="synthetic-mixture", noise=sigma, attacks=(), head=False, n_mc=N_MC).to_dict()
     amap, _ = exact_affine_map(enc, (16,), load_dataset("synthetic-mixture").test.x)
     assert np.all(np.diag(amap.A) / float(enc.weight[0, 0]) == 1.0)
     bayes = next(a for a in res["attacks"] if a["name"] == "bayes")
@@ -179,7 +179,7 @@ def test_the_departure_is_paid_for_in_the_floor():
 
     from empirics.experiments.affine import input_rounding_floor
     make, sigma = ADVERSARIAL["huge_bias"]
-    res = check_defense(make(), dataset="synthetic-mixture", noise=sigma, attacks=(), head=False, n_mc=N_MC)
+    res = check_defense(make(), dataset="synthetic-mixture", noise=sigma, attacks=(), head=False, n_mc=N_MC).to_dict()
     aff, ce = res["affine"], res["conditional_entropy"]
     corr = math.sqrt(aff["departure"]["eta2_upper"] * aff["trace_fisher_upper"]) + aff["departure"]["eta2_upper"] / 2
     assert aff["departure"]["eta2"] > 1 and ce["departure_nats"] == pytest.approx(corr, rel=1e-12)

@@ -11,7 +11,7 @@ from torch import nn
 
 import theory
 from empirics.cli import main
-from empirics.experiments import check_defense
+from empirics.experiments import check_defense, check_defense_record
 
 ENCODERS = '''
 import torch
@@ -154,7 +154,7 @@ def test_declared_noise_on_a_deterministic_encoder_is_ignored(encs):
 def test_near_chance_accuracy_is_a_warning(tmp_path):
     """Noise 50 drowns every feature: the head stays at chance, and the verdict says so."""
     res = check_defense(lambda: nn.Linear(16, 2), dataset="synthetic-mixture", noise=50.0, epochs=2,
-                        attacks=(), n_mc=2000)
+                        attacks=(), n_mc=2000).to_dict()
     assert any(w.startswith("near chance") for w in res["warnings"])
     assert "near chance" in res["verdict"]
 
@@ -163,9 +163,11 @@ def test_your_own_gaussian_mixture_prior():
     """A 2-d prior of the user's: samples drawn from it, labels = component, bounds certified."""
     gmm = theory.GaussianMixture([0.3, 0.7], [[-2.0, 0.0], [2.0, 1.0]], [np.eye(2), [[1.0, 0.5], [0.5, 2.0]]])
     lin = nn.Linear(2, 3)
-    res = check_defense(lin, dataset=gmm, noise=0.5, attacks=(), head=False, n_train=400, n_test=300, n_mc=4000)
+    rec = check_defense_record(lin, dataset=gmm, noise=0.5, attacks=(), head=False, n_train=400, n_test=300,
+                               n_mc=4000)
+    res = rec.result
     assert res["dataset"] == "gaussian-mixture" and res["n_test"] == 300
-    assert res["config"]["dataset_hash"]
+    assert rec.config["dataset_hash"]
     A = lin.weight.detach().double().numpy()
     mm = theory.mixture_mmse_mc(gmm, A, 0.25 * np.eye(3), 4000, np.random.default_rng(0))
     rig = [b for b in res["bounds"].values() if b["rigorous"]]
@@ -176,16 +178,20 @@ def test_your_own_gaussian_mixture_prior():
 
 def test_records_are_reused_by_an_identical_run(tmp_path):
     lin = nn.Linear(16, 4)
-    a = check_defense(lin, dataset="synthetic-mixture", noise=0.3, attacks=(), head=False, n_mc=2000, out=tmp_path)
-    b = check_defense(lin, dataset="synthetic-mixture", noise=0.3, attacks=(), head=False, n_mc=2000, out=tmp_path)
-    assert a["key"] == b["key"] and a["seconds"] == b["seconds"]  # the stored record, not a rerun
-    c = check_defense(lin, dataset="synthetic-mixture", noise=0.4, attacks=(), head=False, n_mc=2000, out=tmp_path)
-    assert c["key"] != a["key"]
+    a = check_defense_record(lin, dataset="synthetic-mixture", noise=0.3, attacks=(), head=False, n_mc=2000,
+                             out=tmp_path)
+    b = check_defense_record(lin, dataset="synthetic-mixture", noise=0.3, attacks=(), head=False, n_mc=2000,
+                             out=tmp_path)
+    assert a.key == b.key and a.seconds == b.seconds  # the stored record, not a rerun
+    c = check_defense_record(lin, dataset="synthetic-mixture", noise=0.4, attacks=(), head=False, n_mc=2000,
+                             out=tmp_path)
+    assert c.key != a.key
     assert len(list((tmp_path / "records").glob("*.json"))) == 2
     with torch.no_grad():
         lin.weight.mul_(2)  # other weights: another encoder, another record
-    d = check_defense(lin, dataset="synthetic-mixture", noise=0.3, attacks=(), head=False, n_mc=2000, out=tmp_path)
-    assert d["key"] != a["key"]
+    d = check_defense_record(lin, dataset="synthetic-mixture", noise=0.3, attacks=(), head=False, n_mc=2000,
+                             out=tmp_path)
+    assert d.key != a.key
 
 
 def test_your_own_data_split():
@@ -194,9 +200,10 @@ def test_your_own_data_split():
     y = torch.randint(0, 2, (300,), generator=g)
     x = torch.rand(300, 8, generator=g) * 0.5 + 0.5 * y[:, None].float()
     split = DataSplit(ArrayDataset(x[:200], y[:200]), ArrayDataset(x[200:], y[200:]), 2, "my-data")
-    res = check_defense(lambda: nn.Linear(8, 4), dataset=split, noise=0.1, epochs=1, attacks=("decoder:epochs=1",),
-                        n_mc=500)
-    assert res["dataset"] == "data-split" and res["config"]["dataset_hash"] and res["n_test"] == 100
+    rec = check_defense_record(lambda: nn.Linear(8, 4), dataset=split, noise=0.1, epochs=1,
+                               attacks=("decoder:epochs=1",), n_mc=500)
+    res = rec.result
+    assert res["dataset"] == "data-split" and rec.config["dataset_hash"] and res["n_test"] == 100
     from empirics.registry import DATASETS
     assert "my-data" not in DATASETS  # the library call leaves the registry alone
     assert not any(b["rigorous"] for b in res["bounds"].values())  # the law of your data is unknown

@@ -80,6 +80,60 @@ def test_blend_weight_of_batch_and_epoch_variance(counts, class_size, beta):
     assert abs(float(loss) - w * (math.log(v + G) - math.log(G))) <= TOL
 
 
+# ----------------------------------------------------------------------------- log_entropy switch
+
+
+def _plain_term(w, n_b, vb, V, C=40.0):
+    """The released ``log_entropy=0`` branch by hand: w·(v + 0.001), v the same blend."""
+    beta = 10 * n_b / (w * C)
+    beta = 0.99 if beta >= 1 else beta
+    return w * (beta * vb + (1 - beta) * V + 0.001)
+
+
+@pytest.mark.parametrize("a, t, s2", [(1.0, 0.1, 0.25), (0.3, 0.125, 1.0), (2.0, 0.0, 1.0)])
+def test_log_entropy_false_is_the_blended_variance_plus_0_001(a, t, s2):
+    """``log_entropy=False`` (the released trainer's default ``log_entropy=0``): w·(v + 0.001) —
+    no logarithm, and the threshold t and γ play no part (the same value for every t, even where
+    the log branch's ReLU is 0).  One cluster, w = 1, points ±a, V = a²: v = a²; gradient
+    β·2z/n (β = 10·2/100)."""
+    fit = _fit([[[0.0]]], [[100]], [[a * a]], 100.0)
+    z = _z([[a], [-a]]).requires_grad_(True)
+    loss = code_objective(z, torch.tensor([0, 0]), fit, noise_var=s2, var_threshold=t, log_entropy=False)
+    assert abs(float(loss.detach()) - (a * a + 0.001)) <= TOL
+    loss.backward()
+    assert torch.allclose(z.grad, 0.2 * 2 * z.detach() / 2, rtol=0, atol=TOL)
+
+
+def test_log_entropy_branches_on_two_classes_against_hand_sums():
+    """Both branches on the same two-class batch (weights, blends, sums over clusters and the
+    division by the classes present are shared): True gives Σ w·ReLU(log(v + γ) − log(tσ² + γ)),
+    False gives Σ w·(v + 0.001), each computed by hand."""
+    fit = _two_class_fit()
+    z, y = _z([[1.0], [-1.0], [12.0], [31.0], [29.0]]), torch.tensor([0, 0, 0, 1, 1])
+    floor = math.log(0.125 * 0.5 + G)
+    log_branch = code_objective(z, y, fit, noise_var=0.5, var_threshold=0.125)
+    want_log = (_term(0.75, 2, 1.0, 1.0, floor=floor) + _term(0.25, 1, 4.0, 2.0, floor=floor)
+                + _term(0.5, 2, 1.0, 4.0, floor=floor)) / 2
+    assert abs(float(log_branch) - want_log) <= TOL
+    plain = code_objective(z, y, fit, noise_var=0.5, var_threshold=0.125, log_entropy=False)
+    want_plain = (_plain_term(0.75, 2, 1.0, 1.0) + _plain_term(0.25, 1, 4.0, 2.0) + _plain_term(0.5, 2, 1.0, 4.0)) / 2
+    assert abs(float(plain) - want_plain) <= TOL
+    assert abs(want_plain - want_log) > 0.1  # the two branches are different functions here
+
+
+def test_log_entropy_default_is_the_run_scripts_branch_and_reaches_the_defense():
+    """Default True (what run_exp.sh passes, and what every record before the switch was computed
+    with); ``cem:...,log_entropy=false`` builds a ReleasedCEM whose loss is the plain branch."""
+    import inspect
+    from empirics.defenses import ReleasedCEM
+    assert inspect.signature(code_objective).parameters["log_entropy"].default is True
+    assert inspect.signature(ReleasedCEM.__init__).parameters["log_entropy"].default is True
+    c = make_defense("cem", lam=1.0, objective="code", log_entropy=False)
+    assert isinstance(c, ReleasedCEM) and c.log_entropy is False and c.config()["log_entropy"] is False
+    with pytest.raises(ValueError, match="log_entropy"):
+        make_defense("cem", objective="code", log_entropy=0.5)
+
+
 def _two_class_fit():
     # class 0: clusters at 0 and 10 with 30 and 10 points (w = 0.75, 0.25), V = 1, 2;
     # class 1: clusters at 20 and 30 with 20 and 20 points (w = 0.5, 0.5), V = 3, 4; C = 40

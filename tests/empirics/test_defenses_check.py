@@ -65,10 +65,11 @@ def test_check_defense_cli_on_user_encoder(user_module, dataset, capsys):
 
 def test_check_defense_lazy_encoder_on_synthetic_mixture(user_module):
     from empirics.experiments import check_defense
-    res = check_defense("my_encoders:lazy_encoder", dataset="synthetic-mixture", noise=0.3, epochs=2,
-                        attack_epochs=2, attacks=("decoder",), n_mc=2000)
-    assert res["attacks"][0]["mse"] > 0 and "thm1+thm2_huber" in res["bounds"]
-    assert res["config"]["encoder"] == "my_encoders:lazy_encoder" and res["config"]["encoder_hash"]
+    from empirics.experiments import check_defense_record
+    rec = check_defense_record("my_encoders:lazy_encoder", dataset="synthetic-mixture", noise=0.3, epochs=2,
+                               attack_epochs=2, attacks=("decoder",), n_mc=2000)
+    assert rec.result["attacks"][0]["mse"] > 0 and "thm1+thm2_huber" in rec.result["bounds"]
+    assert rec.config["encoder"] == "my_encoders:lazy_encoder" and rec.config["encoder_hash"]
 
 
 @pytest.mark.parametrize("spec, match", [
@@ -118,7 +119,7 @@ def test_check_defense_trains_an_affine_factory_and_certifies_it(tmp_path):
 
     enc = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
     res = check_defense(enc, dataset="synthetic-mixture", noise=0.3, train_encoder=True, epochs=2, attack_epochs=5,
-                        opt_steps=50, fisher_samples=32, n_mc=4000, out=tmp_path)
+                        opt_steps=50, fisher_samples=32, n_mc=4000, out=tmp_path).to_dict()
     assert res["encoder_trained"] is True
     thm = {k: b for k, b in res["bounds"].items() if k.startswith("thm1+thm2")}
     assert len(thm) == 3 and all(b["rigorous"] for b in thm.values())

@@ -1,5 +1,5 @@
 """Theorem 2 (CEM Eq. 3) as printed, its Huber identity, the bound chain on mixture encoders,
-certifiable MSE and Fisher-information bounds (DESIGN.md §3).
+certifiable MSE and Fisher-information bounds (docs/ground-truths.md).
 
 Monte-Carlo tolerance: K_SE = 5 standard errors for one-sided comparisons repeated over 200
 hypothesis examples (≤ 4 comparisons each): family-wise false-failure rate < 2.3e-4 per test.

@@ -13,7 +13,7 @@ from theory.strategies import linear_gaussian_channels, spd_matrices
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 
 
-# --- equality case (DESIGN.md §3): x ~ N(0, I_d), z = x + N(0, 0.25 I) -> MMSE/d = bound = 0.2 ----
+# --- equality case (docs/ground-truths.md): x ~ N(0, I_d), z = x + N(0, 0.25 I) -> MMSE/d = bound = 0.2 ----
 
 @pytest.mark.parametrize("d", range(1, 65))
 def test_equality_case_thm1_is_0_2(d):

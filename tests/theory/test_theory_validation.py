@@ -171,7 +171,7 @@ def test_estimate_is_frozen_dataclass():
 
 def test_maxent_alone_checks_the_covariance_it_uses():
     """The max-entropy bound needs no mixture assumption: alone it checks Cov ẑ (symmetric, PSD), not
-    each component; the mixture bounds check each component (DESIGN.md §3)."""
+    each component; the mixture bounds check each component (docs/ground-truths.md)."""
     odd = np.array([[1.0, 0.0], [0.0, -0.2]])                    # not a covariance
     w, mu = [0.5, 0.5], [[0.0, 0.0], [0.0, 2.0]]                # spread 1 along the second axis
     u = theory.conditional_entropy_lower_bound(0.0, w, mu, [I2, odd], I2, method="maxent")
