@@ -118,11 +118,18 @@ def _tarjan(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _reason(lines: list[str], lineno: int) -> str:
-    here = lines[lineno - 1]
-    above = lines[lineno - 2].strip() if lineno >= 2 else ""
-    for text in (here.partition("#")[2], above[1:] if above.startswith("#") else ""):
-        if "deferred" in text.lower() or "lazily" in text.lower() or "lazy" in text.lower():
-            return text.strip()
+    """The comment that says why an in-function import is deferred: on its line, or on a line of the
+    block of imports (and comments) it belongs to, above it ("deferred" / "lazy" in the comment)."""
+    i = lineno - 1
+    while i >= 0:
+        text = lines[i]
+        code, _, comment = text.partition("#")
+        if any(w in comment.lower() for w in ("deferred", "lazily", "lazy")):
+            return comment.strip()
+        stripped = code.strip()
+        if i < lineno - 1 and stripped and not stripped.startswith(("import ", "from ")):
+            return ""
+        i -= 1
     return ""
 
 

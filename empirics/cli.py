@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 
 from .report import Section, section_text, write_report, write_results
+from .store import package_version
+from .threads import configure_threads
 
 #: subcommand -> (module in empirics.sections, one-line help).  Order is the order of `verify`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -79,7 +81,6 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
 
 
 def _version() -> str:
-    from .store import package_version
     return package_version()
 
 
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if "MPLBACKEND" not in os.environ:
-        import matplotlib
+        import matplotlib  # deferred: the backend is chosen before any figure, by the command line only
         matplotlib.use("Agg")
     try:
         out = prepare_out(args.out, args.command, force=getattr(args, "force", False))
@@ -228,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     args.out = out
     old_figures = _previous_figures(out)
     if args.command not in TORCH_FREE:
-        from .threads import configure_threads
         configure_threads()
     t0 = time.perf_counter()
     try:

@@ -8,6 +8,8 @@ Nothing here downloads anything.
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from theory import GaussianMixture
 
 __all__ = ["ArrayDataset", "DataSplit", "as_dataset", "digits", "lfw_faces", "mnist1d", "synthetic_mixture",
            "default_mixture", "load_cifar10", "load_mnist", "read_idx"]
@@ -169,7 +173,7 @@ def digits(*, test_fraction: float = 0.25, seed: int = 0) -> DataSplit:
     >>> d.input_shape, d.num_classes, len(d.train) + len(d.test)
     ((1, 8, 8), 10, 1797)
     """
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # deferred: heavy, needed by this dataset only
 
     b = load_digits()
     x = (b.images.astype(np.float32) / 16.0)[:, None]
@@ -182,7 +186,7 @@ def lfw_faces(*, test_fraction: float = 0.25, seed: int = 0) -> DataSplit:
 
     Pixels are in [0, 1]; shape ``(1, 25, 25)``.  Shipped with scikit-image, never downloaded.
     """
-    from skimage.data import lfw_subset
+    from skimage.data import lfw_subset  # deferred: heavy, needed by this dataset only
 
     imgs = np.asarray(lfw_subset(), dtype=np.float32)
     x = np.clip(imgs, 0.0, 1.0)[:, None]
@@ -199,7 +203,7 @@ def mnist1d(*, num_samples: int = 4000, seed: int = 0, test_fraction: float = 0.
     """
     if not isinstance(num_samples, int) or num_samples < 20:
         raise ValueError(f"num_samples: expected an integer >= 20, got {num_samples!r}")
-    from mnist1d.data import get_dataset_args, make_dataset
+    from mnist1d.data import get_dataset_args, make_dataset  # deferred: needed by this dataset only
 
     args = get_dataset_args()
     args.num_samples = int(num_samples)
@@ -224,7 +228,6 @@ def default_mixture(d: int = 16, k: int = 3, *, separation: float = 2.0, seed: i
     about ``separation``·√2 per unit scale), covariances are random SPD matrices with eigenvalues
     in [0.3, 1.0], weights uniform.  Returns a :class:`theory.GaussianMixture`.
     """
-    from theory import GaussianMixture
 
     rng = np.random.default_rng(seed)
     means = separation * rng.standard_normal((k, d))
@@ -291,7 +294,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
     allocates it (a tampered file cannot ask for a (10⁸, 10⁸) array)."""
 
     def find_class(self, module, name):
-        import codecs
 
         allowed = {
             ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
@@ -310,9 +312,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def _numpy_reconstruct():
     try:
-        from numpy._core.multiarray import _reconstruct
+        from numpy._core.multiarray import _reconstruct  # deferred: its home depends on numpy's version
     except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct
+        from numpy.core.multiarray import _reconstruct  # deferred: as above
     return _reconstruct
 
 
@@ -364,7 +366,6 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 def read_idx(path) -> np.ndarray:
     """Read one IDX file (gzip-compressed when its name ends in ``.gz``)."""
-    import gzip
 
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open

@@ -27,7 +27,7 @@ __all__ = ["mse", "psnr", "ssim", "accuracy", "gaussian_window"]
 
 def _np(a, name) -> np.ndarray:
     try:
-        import torch
+        import torch  # deferred: the metrics take numpy arrays; torch only to convert a tensor
 
         if isinstance(a, torch.Tensor):
             a = a.detach().cpu().double().numpy()

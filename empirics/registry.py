@@ -24,32 +24,32 @@ __all__ = ["DATASET_ATTACKS", "DatasetSpec", "DATASETS", "spec", "names", "load_
 
 
 def _digits(seed, root):
-    from .data import digits
+    from .data import digits  # deferred: torch (the registry is read without it)
     return digits(seed=seed)
 
 
 def _lfw(seed, root):
-    from .data import lfw_faces
+    from .data import lfw_faces  # deferred: torch (the registry is read without it)
     return lfw_faces(seed=seed)
 
 
 def _mnist1d(seed, root):
-    from .data import mnist1d
+    from .data import mnist1d  # deferred: torch (the registry is read without it)
     return mnist1d(seed=seed)
 
 
 def _synthetic(seed, root):
-    from .data import synthetic_mixture
+    from .data import synthetic_mixture  # deferred: torch (the registry is read without it)
     return synthetic_mixture(n_train=3000, n_test=1000, d=16, k=3, seed=seed)
 
 
 def _cifar10(seed, root):
-    from .data import load_cifar10
+    from .data import load_cifar10  # deferred: torch (the registry is read without it)
     return load_cifar10(root)
 
 
 def _mnist(seed, root):
-    from .data import load_mnist
+    from .data import load_mnist  # deferred: torch (the registry is read without it)
     return load_mnist(root)
 
 
@@ -120,7 +120,7 @@ def load_dataset(name, *, seed: int = 0, root=None):
 
     Embedded datasets are cached per (name, split seed) within the process.
     """
-    from .data import DataSplit
+    from .data import DataSplit  # deferred: torch (the registry is read without it)
     if isinstance(name, DataSplit):
         return name
     s = spec(name)
@@ -149,7 +149,7 @@ def register_split(split, name: str | None = None) -> str:
     Runs on it are identified by this name *and* the split's content hash (``data_fingerprint``
     in their configuration), so two different splits under one name never share results.
     """
-    from .data import DataSplit
+    from .data import DataSplit  # deferred: torch (the registry is read without it)
     if not isinstance(split, DataSplit):
         raise ValueError(f"split: expected a DataSplit, got {type(split).__name__}")
     name = name or split.name or "custom"

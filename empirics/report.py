@@ -26,14 +26,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from theory._io import jsonable, write_json_atomic, write_text_atomic
+from theory._io import write_json_atomic, write_text_atomic
 
 from .errata import errata_markdown
 from .results import Check, CheckError, Section
 
 SCHEMA_VERSION = 2
 
-__all__ = ["SCHEMA_VERSION", "Check", "Section", "format_table", "section_text", "write_results", "write_report"]
+__all__ = ["SCHEMA_VERSION", "Check", "CheckError", "Section", "format_table", "section_text", "write_results", "write_report"]
 
 
 def _fmt(v: Any, column: str = "") -> str:

@@ -62,6 +62,6 @@ def numpy_rng(seed: int, stream: str, *extra: int) -> np.random.Generator:
 
 def torch_generator(seed: int, stream: str, *extra: int, device="cpu"):
     """A ``torch.Generator`` on ``device`` seeded from the given stream."""
-    import torch
+    import torch  # deferred: seeding is imported by torch-free modules
 
     return torch.Generator(device=device).manual_seed(stream_seed(seed, stream, *extra))

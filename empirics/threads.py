@@ -79,11 +79,11 @@ def configure_threads(share: int = 1) -> int:
     numpy's OpenBLAS reads its thread count once, at import, so without the runtime limit two
     workers on two cores each spin two BLAS threads over the small matrices of the theory code.
     """
-    import torch
+    import torch  # deferred: threads is imported by the command line before it knows it needs torch
     n = threads_for(share)
     torch.set_num_threads(n)
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # deferred: optional (scikit-learn brings it)
         threadpool_limits(n)
     except ImportError:  # pragma: no cover  (scikit-learn, a dependency, brings threadpoolctl)
         pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from importlib import util as _util
 from pathlib import Path
 from typing import Callable
 
@@ -32,7 +33,6 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
         raise ValueError(f"encoder: expected MODULE:FUNCTION, got {spec!r}")
     try:
         if mod_name.endswith(".py") or "/" in mod_name:
-            from importlib import util as _util
             p = Path(mod_name)
             if not p.exists():
                 raise ValueError(f"encoder: module file {mod_name!r} does not exist")

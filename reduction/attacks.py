@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.optimize import linprog, minimize
 
 from theory._io import jsonable
 
@@ -53,7 +54,7 @@ class InversionResult:
 
 
 def _pgd(net, X0, steps, lr, device):
-    import torch
+    import torch  # deferred: torch is optional for reduction (its attacks only)
 
     from ._torch import resolve_device
 
@@ -70,7 +71,7 @@ def _pgd(net, X0, steps, lr, device):
 
 
 def _pgd_loop(net, X0, steps, lr, dev):
-    import torch
+    import torch  # deferred: torch is optional for reduction (its attacks only)
 
     mod = net.to_torch(device=dev)
     X = torch.tensor(X0, dtype=torch.float64, device=dev, requires_grad=True)
@@ -108,7 +109,6 @@ def _fg(net, x: np.ndarray) -> tuple[float, np.ndarray]:
 def _lbfgsb(net, X0, steps):
     """One box-constrained L-BFGS-B run per start (a joint run over all starts would share line
     searches and can push a good start out of its basin)."""
-    from scipy.optimize import minimize
 
     out = np.empty_like(X0)
     bounds = [(-1.0, 1.0)] * X0.shape[1]
@@ -206,7 +206,6 @@ def invert_one_layer_lp(W, b, y, bounds: tuple[float, float] | None = None) -> L
     >>> r.success, r.max_abs_error < 1e-12
     (True, True)
     """
-    from scipy.optimize import linprog
 
     try:
         W = np.asarray(W, dtype=np.float64)

@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.linalg import eigsh
 
 from theory._io import jsonable
 
@@ -149,7 +150,7 @@ def _assignment_from_model(model, n: int) -> np.ndarray:
 
 
 def _solve(f: Formula, solver: str):
-    from pysat.solvers import Solver
+    from pysat.solvers import Solver  # deferred: `import reduction` never imports pysat
 
     try:
         s = Solver(name=solver, bootstrap_with=[list(c) for c in f.clauses])
@@ -214,7 +215,7 @@ def max_sat(cnf) -> tuple[int, np.ndarray]:
     >>> opt, count_unsatisfied([[1], [-1], [2]], a)
     (1, 1)
     """
-    from pysat.examples.rc2 import RC2
+    from pysat.examples.rc2 import RC2  # deferred: `import reduction` never imports pysat
     from pysat.formula import WCNF
 
     f = as_formula(cnf)
@@ -434,7 +435,6 @@ def _spectral_norm(M) -> float:
         if G.shape[0] <= 4000:
             G = G.toarray()
         else:
-            from scipy.sparse.linalg import eigsh
 
             return float(math.sqrt(eigsh(G, k=1, which="LA", return_eigenvectors=False)[0]))
     ev = np.linalg.eigvalsh(np.asarray(G, dtype=float))

@@ -124,7 +124,7 @@ class Formula:
 
     def to_pysat(self):
         """The same formula as a :class:`pysat.formula.CNF` (pysat imported here, lazily)."""
-        from pysat.formula import CNF
+        from pysat.formula import CNF  # deferred: `import reduction` never imports pysat
 
         cnf = CNF(from_clauses=[list(c) for c in self.clauses])
         cnf.nv = max(cnf.nv, self.nv)

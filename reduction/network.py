@@ -333,7 +333,7 @@ class ReductionNetwork:
         otherwise a module holding sparse W₁, W₂.  ``device="auto"`` picks CUDA when available.
         The target is ``module.target`` (a buffer).
         """
-        import torch
+        import torch  # deferred: torch is optional for reduction (this export only)
 
         from ._torch import resolve_device, two_layer_module
 

@@ -69,7 +69,7 @@ __all__ = [
 
 def __getattr__(name):  # lazy submodules: `theory.symbolic` (sympy), `theory.strategies` (hypothesis)
     if name in ("symbolic", "strategies"):
-        import importlib
+        import importlib  # deferred: sympy and hypothesis load only when these are asked for
 
         return importlib.import_module(f"theory.{name}")
     raise AttributeError(f"module 'theory' has no attribute {name!r}")

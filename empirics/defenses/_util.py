@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
 
 def check_strength(value, name: str, *, upper: float | None = None, upper_open: bool = False) -> float:
     """``value`` as a finite float ≥ 0 (and ≤ / < ``upper``), else ``ValueError`` naming ``name``."""
@@ -24,7 +27,6 @@ def flat(z):
 
 
 def _loader_types():
-    from torch.utils.data import DataLoader, TensorDataset
     return DataLoader, TensorDataset
 
 
@@ -34,7 +36,6 @@ def data_tensors(data):
     ``train``), an object with ``x``/``y`` (or ``X``/``y``, ``inputs``/``targets``,
     ``data``/``targets``) attributes, or an indexable dataset of ``(x, y)`` items; else ``None``
     (a ``DataLoader`` over another dataset: read through :func:`iter_batches`)."""
-    import torch
     DataLoader, _ = _loader_types()
     loader = isinstance(data, DataLoader)
     if loader:
@@ -64,7 +65,6 @@ def data_tensors(data):
 
 def data_len(data) -> int:
     """Number of training examples in ``data`` (any form :func:`data_tensors` reads)."""
-    import torch
     DataLoader, _ = _loader_types()
     if isinstance(data, DataLoader):
         return len(data.dataset)

@@ -68,8 +68,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._util import data_len
+from ..device import resolve_device
+from ..models import SplitModel
 from ..parameters import fill_seed, normalise_params, split_spec
+from ..seeding import torch_generator
+from ._util import data_len
 from .base import Defense, EpochContext, Step, get_defense, make_defense
 
 __all__ = ["defend", "DefendedEncoder", "resolve_defenses"]
@@ -196,7 +199,6 @@ class DefendedEncoder(nn.Module):
         return self._generator
 
     def _gen(self, training: bool, device):
-        from ..seeding import torch_generator
         if training:
             if self._generator is None:
                 self._generator = torch_generator(self.seed, "features", device=device)
@@ -372,7 +374,6 @@ class DefendedEncoder(nn.Module):
         """An :class:`empirics.models.SplitModel` sharing this encoder, ``head`` (default: the one
         given to :func:`defend`) and these defenses — for the package's attacks, ``evaluate`` and
         ``measure`` (its ``client_features`` are this module's eval-mode features)."""
-        from ..models import SplitModel
         head = head if head is not None else self.head
         if head is None:
             raise ValueError("head: expected the server head (nn.Module); none was given to defend()")
@@ -455,7 +456,6 @@ def defend(*, encoder: nn.Module, defenses=(), optimizer=None, head: nn.Module |
         data_len(data)  # readable (raises ValueError naming what came)
     defs = resolve_defenses(defenses, seed=seed)
     if device is not None:
-        from ..device import resolve_device
         dev = resolve_device(device)
         encoder.to(dev)
         if head is not None:

@@ -96,7 +96,7 @@ DEPARTURE_BATCH = 1024
 
 def affine_by_construction(module: nn.Module) -> str:
     """Why ``module`` is not affine by construction in eval mode ("" when it is)."""
-    from torch.nn.modules import module as _m
+    from torch.nn.modules import module as _m  # deferred: torch's private module, read only here
     if _m._global_forward_hooks or _m._global_forward_pre_hooks:
         return "global forward hooks are registered (they may change any module's output)"
     for name, m in module.named_modules():

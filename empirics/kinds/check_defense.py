@@ -1,6 +1,6 @@
 """Kind ``check-defense``: a user's encoder held to every bound — its configuration (identity =
-resume key), its result, its runner and its tables.  Torch-free at import (the runner imports the
-machinery of :mod:`empirics.experiments.defense_check`).
+resume key), its result and its tables.  Torch-free.  The check itself (and its record) is
+:func:`empirics.experiments.check_defense_record`, in :mod:`empirics.experiments.defense_check`.
 
 The encoder's identity is the factory spec ``MODULE:FUNCTION`` plus a content hash of the module
 file (for a library object: of its class sources, structure and parameters), and the
@@ -17,8 +17,7 @@ from typing import ClassVar, Optional
 from theory._validate import expect_int, expect_number
 
 from ..checks import Comparison
-from ..experiments.common import RunContext
-from ..records import Config, Kind, Outcome, Result
+from ..records import Config, Kind, Result
 from ..registry import names, spec
 from ..results import Section
 from ..specs import AttackSpec
@@ -135,19 +134,6 @@ class CheckDefenseResult(Result):
 
 
 
-def run_check_config(cfg: CheckDefenseConfig, ctx: RunContext) -> Outcome:
-    """The runner: re-import the encoder named by ``cfg`` (a ``MODULE:FUNCTION`` spec; library objects
-    cannot be re-run from a configuration), confirm it is the one hashed, check it."""
-    from ..experiments.defense_check import prepare_subject, run_check  # deferred: torch
-    if cfg.dataset in (PRIOR_DATASET, SPLIT_DATASET) or cfg.encoder.startswith("<"):
-        raise ValueError("config: this check-defense configuration names a library object (a module, a callable or "
-                         "a Gaussian-mixture prior); run it with empirics.experiments.check_defense")
-    subject = prepare_subject(cfg.encoder, dataset=cfg.dataset, weights=cfg.weights, seed=cfg.seed)
-    if (subject.encoder_hash, subject.weights_hash) != (cfg.encoder_hash, cfg.weights_hash):
-        raise ValueError("encoder: the module file or the weights changed since this configuration was made")
-    return Outcome("ok", run_check(subject, cfg, ctx))
-
-
 # ----------------------------------------------------------------------------- tables
 
 ATTACKS_NOTE = ("Held-out per-element reconstruction MSE (± s.e. over inputs) of each attack, all from the same draw "
@@ -188,4 +174,8 @@ def check_section(rec, title: str) -> Section:
     return sec
 
 
-KIND = Kind(config=CheckDefenseConfig, result=CheckDefenseResult, run=run_check_config)
+#: no runner here: a check is run, and recorded, by :func:`empirics.experiments.check_defense_record`
+#: (the library object it checks — a module, a factory, weights — is not in the configuration, only
+#: its content hash; and that function needs this module's classes, so a runner here would make a
+#: cycle)
+KIND = Kind(config=CheckDefenseConfig, result=CheckDefenseResult)

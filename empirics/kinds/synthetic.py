@@ -85,7 +85,7 @@ def synthetic_cells(*, sigmas: Sequence[float] = (0.1, 0.3, 1.0), seeds: Sequenc
 
 def linear_split_model(d: int, k_feat: int, num_classes: int, seed: int, sigma: float):
     """SplitModel ``Linear(d, k_feat, bias=False)`` + MLP head + noise σ (weights from the seed's init stream)."""
-    import torch  # deferred: torch
+    import torch  # deferred: torch, as the three below (this module is read without it)
     from torch import nn
 
     from ..defenses import make_defense
@@ -99,7 +99,7 @@ def linear_split_model(d: int, k_feat: int, num_classes: int, seed: int, sigma: 
 
 def run_cell(cfg: SyntheticConfig, ctx: RunContext) -> Outcome:
     """Train the linear encoder; bounds, exact MMSE, the Bayes estimator and the attacks."""
-    import torch  # deferred: torch
+    import torch  # deferred: torch, as the two below
 
     from ..data import synthetic_mixture
     from ..training import evaluate, train

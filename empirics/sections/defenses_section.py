@@ -84,7 +84,7 @@ def _check_sizes(args):
 
 
 def _objective_checks(sec, seed):
-    import torch  # deferred: torch (the parser of every command imports this module)
+    import torch  # deferred: torch (the parser of every command imports this module), as the two below
     from torch import nn
 
     from ..defenses import CEM, cem_objective, defend, make_defense

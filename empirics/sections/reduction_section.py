@@ -36,6 +36,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
+import reduction as R
 
 from ..results import Section
 
@@ -65,7 +68,6 @@ def verify_args(ns) -> None:
 
 
 def _instances(args):
-    import reduction as R
 
     if args.dimacs:
         if args.bound_B is not None and args.bound_B < 1:
@@ -97,7 +99,6 @@ def _instances(args):
 
 def _completeness_form(f, B) -> str:
     """Faithful network (c = 100B² explicit copies) for completeness when it has <= 5·10⁵ copy outputs."""
-    import reduction as R
 
     return "faithful" if 100 * B * B * len(R.used_variables(f)) <= 500_000 else "compact"
 
@@ -108,7 +109,6 @@ def _forms(f, B) -> tuple:
 
 
 def _check_instance(i, inst, args):
-    import reduction as R
 
     f, B = inst["formula"], inst["B"]
     rng = np.random.default_rng([int(args.seed), i, 11])
@@ -158,10 +158,10 @@ def _check_instance(i, inst, args):
 
 
 def _figure(rows, out: Path) -> str:
-    import matplotlib
+    import matplotlib  # deferred: plotting only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: plotting only
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 4.2))
     opt = np.array([r["opt"] for r in rows], float)
@@ -195,13 +195,8 @@ def _figure(rows, out: Path) -> str:
 
 
 def run(args):
-    import reduction as R
-    from reduction.symbolic import symbolic_checks
+    from reduction.symbolic import symbolic_checks  # deferred: sympy, for these checks only
 
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
     for name in ("restarts", "steps", "pgd_every"):
         v = getattr(args, name)
         if v < 0:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+import theory
+
 from ..results import Section
 
 K_SE = 5.0  # tolerance of Monte-Carlo checks in standard errors (see module docstring)
@@ -67,7 +69,6 @@ def _at_least(sec, check, instance, value, bound, note=""):
 
 
 def _equality(sec, dims):
-    import theory
 
     errs = []
     for d in dims:
@@ -90,7 +91,6 @@ def _equality(sec, dims):
 
 
 def _channels(sec, rng, n_channels):
-    import theory
 
     rows = []
     for d in (1, 2, 5, 10):
@@ -126,7 +126,6 @@ def _channels(sec, rng, n_channels):
 
 
 def _mixture_truth(g, A, cn, n, rng):
-    import theory
 
     d = g.dim
     mmse = theory.mixture_mmse_mc(g, A, cn, n, rng)
@@ -156,7 +155,6 @@ def _mixture_truth(g, A, cn, n, rng):
 
 
 def _mixtures(sec, rng, dims, n):
-    import theory
 
     rows = []
     for d in dims:
@@ -195,7 +193,6 @@ def _mixtures(sec, rng, dims, n):
 
 def _brute_force(sec, rng, n_outer, n_inner):
     """Exact-posterior MMSE vs self-normalised importance sampling with the prior as proposal."""
-    import theory
 
     for d in (1, 2):
         g = theory.random_mixture(rng, d)
@@ -213,7 +210,7 @@ def _brute_force(sec, rng, n_outer, n_inner):
 
 
 def _symbolic(sec):
-    from theory import symbolic
+    from theory import symbolic  # deferred: sympy, for these checks only
 
     for v in symbolic.check_all():
         sec.add(f"sympy: {v.statement}", v.name, None, None, None, v.holds)
@@ -221,7 +218,6 @@ def _symbolic(sec):
 
 def _sweep(rng, n, noises):
     """MMSE/d and its bounds vs noise variance for one fixed mixture (d = 2) and a Gaussian (d = 2)."""
-    import theory
 
     g = theory.GaussianMixture([0.4, 0.35, 0.25], [[-2.0, 0.0], [1.5, 1.5], [1.0, -2.0]],
                                [0.3 * np.eye(2), [[0.5, 0.2], [0.2, 0.4]], 0.2 * np.eye(2)])
@@ -242,10 +238,10 @@ def _sweep(rng, n, noises):
 
 
 def _figure(rows, out: Path) -> str:
-    import matplotlib
+    import matplotlib  # deferred: plotting only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: plotting only
 
     s = np.array([r["noise_var"] for r in rows])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

@@ -110,9 +110,9 @@ class Cell:
 
 def _toml_loads(text: str) -> dict:
     if sys.version_info >= (3, 11):
-        import tomllib
+        import tomllib  # deferred: which module depends on the Python version
     else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+        import tomli as tomllib  # deferred: which module depends on the Python version
     return tomllib.loads(text)
 
 

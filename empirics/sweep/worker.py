@@ -19,8 +19,10 @@ Each worker process appends one line per cell start and end to its own file
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -101,10 +103,8 @@ def init_worker(driver_pid: int | None = None, gpu_queue=None) -> None:
     """
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
-    import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        import ctypes
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if driver_pid is not None and os.getppid() != driver_pid:  # the driver died before prctl took effect

@@ -64,7 +64,6 @@ def test_check_defense_cli_on_user_encoder(user_module, dataset, capsys):
 
 
 def test_check_defense_lazy_encoder_on_synthetic_mixture(user_module):
-    from empirics.experiments import check_defense
     from empirics.experiments import check_defense_record
     rec = check_defense_record("my_encoders:lazy_encoder", dataset="synthetic-mixture", noise=0.3, epochs=2,
                                attack_epochs=2, attacks=("decoder",), n_mc=2000)
