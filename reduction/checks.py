@@ -100,6 +100,20 @@ def truth_table_check(clauses, bias: str = "exact") -> TruthTableResult:
     of its distinct variables are enumerated (2^{#vars} rows) in the paper's encoding
     x_i = +1 ⇔ X_i false; a mismatch records the clause, the assignment, expected and obtained.
 
+    Parameters
+    ----------
+    clauses : sequence of int, or a formula
+        One clause or a CNF.
+    bias : {'exact', 'paper'}
+        −(k−1) per clause, or the printed −2 everywhere.
+
+    Returns
+    -------
+    TruthTableResult
+        ``passed``, counts and the first mismatches.
+
+    Examples
+    --------
     >>> truth_table_check([1, -2, 3]).passed
     True
     >>> r = truth_table_check([1, 2], bias="paper")   # -2 (right for k = 3) misses k = 2
@@ -186,6 +200,28 @@ def check_completeness(cnf, solver: str = "cadical195", B: int | None = None, co
     (``numpy.array_equal``): on {±1}ⁿ every activation is a small integer (or √c·1 in the compact
     form, identical to its target), so no tolerance is needed.
 
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+    solver : str
+        A pysat solver name.
+    B : int, optional
+        Occurrence bound (default: the formula's largest).
+    copies : int, optional
+        Copies per variable c (default 100B²).
+    form : {'faithful', 'compact'}
+        The network form.
+    bias : {'exact', 'paper'}
+        The clause biases.
+
+    Returns
+    -------
+    CompletenessResult
+        ``satisfiable``, ``passed``, ``residual`` (0.0 on a satisfying assignment), ``vacuous``.
+
+    Examples
+    --------
     >>> r = check_completeness([[1, 2, 3], [-1, -2, 3], [1, -3, 2]])
     >>> r.satisfiable, r.passed, r.residual
     (True, True, 0.0)
@@ -211,6 +247,18 @@ def max_sat(cnf) -> tuple[int, np.ndarray]:
     Every clause is a soft clause of weight 1 in a :class:`pysat.formula.WCNF`; the optimum is
     re-counted on the returned assignment (a mismatch would be a solver bug: RuntimeError).
 
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+
+    Returns
+    -------
+    tuple of (int, numpy.ndarray of bool, shape (n,))
+        The optimum and an optimal assignment in the formula's numbering.
+
+    Examples
+    --------
     >>> opt, a = max_sat([[1], [-1], [2]])
     >>> opt, count_unsatisfied([[1], [-1], [2]], a)
     (1, 1)
@@ -272,6 +320,24 @@ def soundness_bound(opt: int, B: int, copies: int | None = None, k: int = 3) -> 
 
     With c = 100B² copies and k = 3 this is OPT·(1 − 3/(100B)).
 
+    Parameters
+    ----------
+    opt : int
+        The MaxSAT optimum (minimum number of unsatisfied clauses).
+    B : int
+        Occurrence bound.
+    copies : int, optional
+        Copies per variable c (default 100B²).
+    k : int
+        Literals per clause.
+
+    Returns
+    -------
+    float
+        OPT·(1 − Bk/c).
+
+    Examples
+    --------
     >>> soundness_bound(10, B=5)
     9.94
     """
@@ -389,6 +455,22 @@ def value_approximation_check(net: ReductionNetwork, xs, eps: float | None = Non
     (7/8 + 5/√B)·m needs B > 1.44·10⁴ (erratum 3).  On the printed network (``drop_unused=False``)
     m₂ counts the unused variables too, and the claim fails: a clause and 97 unused variables.
 
+    Parameters
+    ----------
+    net : ReductionNetwork
+        The network h_φ.
+    xs : array_like, shape (k, d) or (k, n)
+        Candidate inputs in [−1, 1] (network inputs, or the formula's numbering).
+    eps : float, optional
+        ε (default 1/(60B), as in Thm B.10).
+
+    Returns
+    -------
+    ValueApproximationResult
+        ``passed`` and, per candidate, the residual, the test and the rounding's satisfied fraction.
+
+    Examples
+    --------
     >>> net = build_network(Formula(100, [(1, 2, 3)]), drop_unused=False)   # the printed network
     >>> r = value_approximation_check(net, net.to_input([False] * 100))     # the all-false corner
     >>> r.approximate, r.fraction_satisfied, r.passed
@@ -469,6 +551,24 @@ def lipschitz_check(net: ReductionNetwork, B: int | None = None, rng: np.random.
     true Lipschitz constant L of h satisfies max_x ‖J(x)‖ ≤ L ≤ √(c + λ_max(CᵀC)), since a.e.
     JᵀJ = CᵀD C + c·diag(sign(x)²) with D a 0/1 diagonal; the lower end is sampled at random x.
 
+    Parameters
+    ----------
+    net : ReductionNetwork
+        The network (a compact one is rebuilt in the faithful form).
+    B : int, optional
+        Occurrence bound of the claim (default the network's).
+    rng : numpy.random.Generator, optional
+        For the sampled lower end (default a fixed seed).
+    samples : int
+        Random points x at which ‖J(x)‖ is computed.
+
+    Returns
+    -------
+    LipschitzResult
+        ``norm_W1``, ``norm_W2``, the claimed and exact constants, ``passed``.
+
+    Examples
+    --------
     >>> r = lipschitz_check(build_network([[1, 2, 3], [-1, 2, -3]], B=2))
     >>> r.passed, round(r.norm_W2 ** 2, 12)
     (True, 2.0)
@@ -540,6 +640,26 @@ def exhaustive_check(cnf, B: int | None = None, copies: int | None = None, form:
     count, so only the 2^d assignments of the occurring ones are enumerated.  Exact comparison: on
     {±1}^d every term is an integer (compact form: √c·1 − √c = 0 exactly).
 
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+    B : int, optional
+        Occurrence bound (default the formula's largest).
+    copies : int, optional
+        Copies per variable c (default 100B²).
+    form : {'compact', 'faithful'}
+        The network form.
+    chunk : int
+        Assignments evaluated per batch.
+
+    Returns
+    -------
+    ExhaustiveResult
+        ``passed``, ``opt_exhaustive``, ``opt_rc2``, ``n_assignments``.
+
+    Examples
+    --------
     >>> r = exhaustive_check([[1, 2, 3], [-1, -2, -3], [1, -2, 3]])
     >>> r.passed, r.opt_exhaustive, r.n_assignments
     (True, 0, 8)

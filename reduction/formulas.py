@@ -139,6 +139,17 @@ def as_formula(cnf, n: int | None = None) -> Formula:
 
     ``n`` overrides/extends the number of variables (it may not be smaller than the largest
     variable used).
+
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+    n : int, optional
+        The number of variables (≥ the largest used).
+
+    Returns
+    -------
+    Formula
     """
     if isinstance(cnf, Formula):
         if n is None or n == cnf.nv:
@@ -174,6 +185,17 @@ def occurrences(cnf) -> np.ndarray:
     For clauses on distinct variables this is the number of clauses containing X_i, the quantity
     bounded by B in MAX-E3SAT(B).
 
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n,)
+
+    Examples
+    --------
     >>> occurrences([[1, 2, -3], [-1, 2, 4]]).tolist()
     [2, 2, 1, 1]
     """
@@ -190,6 +212,17 @@ def used_variables(cnf) -> np.ndarray:
 
     Costs O(#literals), not O(n): a header may declare many more variables than occur.
 
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n_used,)
+
+    Examples
+    --------
     >>> used_variables(Formula(9, [(3, -1), (-3, 7)])).tolist()
     [1, 3, 7]
     """
@@ -206,6 +239,20 @@ def as_assignment(assignment, n: int) -> np.ndarray:
     A pysat model is a list of signed literals covering exactly the variables 1..n (in any order);
     variables missing from a shorter model are not guessed: that is an error.
 
+    Parameters
+    ----------
+    assignment : sequence of bool / 0-1, or a pysat model (signed literals)
+        The assignment.
+    n : int
+        Number of variables.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n,)
+        ``True`` = X_i true.
+
+    Examples
+    --------
     >>> as_assignment([-1, 2, -3], 3).tolist()
     [False, True, False]
     >>> as_assignment([True, False], 2).tolist()
@@ -236,6 +283,17 @@ def unsatisfied_mask(cnf, assignment) -> np.ndarray:
     """Boolean vector over clauses: True where the clause is unsatisfied by ``assignment``.
 
     ``assignment`` may also be a 2-d array (k, n) of k assignments; the result is then (k, m).
+
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+    assignment : array_like of bool, shape (n,) or (k, n)
+        One assignment or a batch.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (m,) or (k, m)
     """
     f = as_formula(cnf)
     a = np.asarray(assignment)
@@ -258,6 +316,19 @@ def unsatisfied_mask(cnf, assignment) -> np.ndarray:
 def count_unsatisfied(clauses, assignment) -> int | np.ndarray:
     """Number of clauses left unsatisfied by ``assignment`` (or per row for a 2-d batch).
 
+    Parameters
+    ----------
+    clauses : formula or list of clauses
+        The CNF.
+    assignment : array_like of bool, shape (n,) or (k, n)
+        One assignment or a batch.
+
+    Returns
+    -------
+    int or numpy.ndarray of int, shape (k,)
+
+    Examples
+    --------
     >>> count_unsatisfied([[1, 2], [-1], [-2]], [True, False])
     1
     """
@@ -273,6 +344,19 @@ def count_unsatisfied(clauses, assignment) -> int | np.ndarray:
 def random_ksat(n: int, m: int, k: int, rng: np.random.Generator) -> Formula:
     """Uniform random k-SAT: m clauses, each on k distinct variables with random signs.
 
+    Parameters
+    ----------
+    n, m, k : int
+        Variables, clauses, literals per clause (k ≤ n).
+    rng : numpy.random.Generator
+        The random stream.
+
+    Returns
+    -------
+    Formula
+
+    Examples
+    --------
     >>> f = random_ksat(5, 4, 3, np.random.default_rng(0))
     >>> f.nv, f.m, all(len({abs(l) for l in c}) == 3 for c in f.clauses)
     (5, 4, True)
@@ -319,6 +403,19 @@ def random_e3sat(n: int, m: int, B: int, rng: np.random.Generator) -> Formula:
 
     Needs 3m <= nB (every clause uses three variable slots).
 
+    Parameters
+    ----------
+    n, m, B : int
+        Variables (≥ 3), clauses, occurrence bound (3m ≤ nB).
+    rng : numpy.random.Generator
+        The random stream.
+
+    Returns
+    -------
+    Formula
+
+    Examples
+    --------
     >>> f = random_e3sat(6, 8, 4, np.random.default_rng(1))
     >>> int(occurrences(f).max()) <= 4, f.m
     (True, 8)
@@ -343,6 +440,19 @@ def planted_e3sat(n: int, m: int, B: int, rng: np.random.Generator) -> tuple[For
     sign patterns that the hidden assignment satisfies, so the formula is satisfiable by
     construction.  Returns ``(formula, assignment)``.
 
+    Parameters
+    ----------
+    n, m, B : int
+        Variables (≥ 3), clauses, occurrence bound (3m ≤ nB).
+    rng : numpy.random.Generator
+        The random stream.
+
+    Returns
+    -------
+    tuple of (Formula, numpy.ndarray of bool, shape (n,))
+
+    Examples
+    --------
     >>> f, a = planted_e3sat(9, 12, 4, np.random.default_rng(2))
     >>> count_unsatisfied(f, a)
     0
@@ -388,6 +498,17 @@ def parse_dimacs(text: str) -> Formula:
     ``0``, clause count different from the header.  A header may declare variables that occur in
     no clause (DIMACS allows it); :func:`reduction.build_network` leaves them out of the network.
 
+    Parameters
+    ----------
+    text : str
+        The DIMACS text.
+
+    Returns
+    -------
+    Formula
+
+    Examples
+    --------
     >>> f = parse_dimacs("c demo\\np cnf 3 2\\n1 -2 0\\n2 3 -1 0\\n")
     >>> f.nv, f.clauses
     (3, ((1, -2), (2, 3, -1)))
@@ -463,7 +584,17 @@ def parse_dimacs(text: str) -> Formula:
 
 
 def read_dimacs(path: str | Path) -> Formula:
-    """Read a DIMACS CNF file (see :func:`parse_dimacs`); files above :data:`MAX_DIMACS_BYTES` are refused unread."""
+    """Read a DIMACS CNF file (see :func:`parse_dimacs`); files above :data:`MAX_DIMACS_BYTES` are refused unread.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    Formula
+    """
     p = Path(path)
     if not p.is_file():
         what = "is not a regular file" if p.exists() else "does not exist"
@@ -481,6 +612,19 @@ def read_dimacs(path: str | Path) -> Formula:
 def to_dimacs(cnf, comments: Sequence[str] = ()) -> str:
     """DIMACS text of a formula (round-trips through :func:`parse_dimacs`).
 
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+    comments : sequence of str
+        Lines written as ``c ...`` before the header.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
     >>> print(to_dimacs([[1, -2], [2]]), end="")
     p cnf 2 2
     1 -2 0
@@ -494,7 +638,21 @@ def to_dimacs(cnf, comments: Sequence[str] = ()) -> str:
 
 
 def write_dimacs(cnf, path: str | Path, comments: Sequence[str] = ()) -> Path:
-    """Write a formula as a DIMACS CNF file; returns the path."""
+    """Write a formula as a DIMACS CNF file; returns the path.
+
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+    path : str or Path
+        The file to write.
+    comments : sequence of str
+        Comment lines.
+
+    Returns
+    -------
+    Path
+    """
     p = Path(path)
     p.write_text(to_dimacs(cnf, comments))
     return p
@@ -511,6 +669,21 @@ def instance_batch(seed: int = 0, n_planted: int = 50, n_over: int = 50, n_max: 
     About a quarter of each kind has n ≤ 12, so the exhaustive check covers them.  Returns a list of
     dicts with keys ``name``, ``kind``, ``formula``, ``B``, ``planted`` (assignment or None).
 
+    Parameters
+    ----------
+    seed : int
+        Seed of the batch.
+    n_planted, n_over : int
+        Numbers of planted and over-constrained instances.
+    n_max : int
+        Largest number of variables.
+
+    Returns
+    -------
+    list of dict
+
+    Examples
+    --------
     >>> b = instance_batch(0, 2, 2)
     >>> [(d["kind"], d["formula"].nv <= 30) for d in b]
     [('planted', True), ('planted', True), ('over', True), ('over', True)]

@@ -75,6 +75,17 @@ def clause_matrix(cnf) -> sp.csr_matrix:
 
     The network's clause block ``net.C`` is its m × d restriction to the input variables.
 
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (m, n)
+
+    Examples
+    --------
     >>> clause_matrix([[1, -2, 3], [2, -2, 1]]).toarray().astype(int).tolist()
     [[1, -1, 1], [1, 0, 0]]
     """
@@ -103,6 +114,19 @@ def clause_biases(cnf, bias: str = "exact") -> np.ndarray:
     On MAX-E3SAT input (k = 3, the case of Thm B.10) both are −2; −(k−1) generalises the
     construction to other clause lengths.
 
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+    bias : {'exact', 'paper'}
+        −(k−1) per clause, or the printed −2.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
+
+    Examples
+    --------
     >>> clause_biases([[1], [1, 2], [1, 2, 3], [1, 2, 3, 4]]).tolist()
     [-0.0, -1.0, -2.0, -3.0]
     >>> clause_biases([[1], [1, 2]], bias="paper").tolist()
@@ -136,6 +160,29 @@ def network_size(cnf, B: int | None = None, copies: int | None = None, form: str
     invalid argument, an empty formula, a formula violating B, or ``bytes > max_bytes``
     (``max_bytes=None``: no limit).
 
+    Parameters
+    ----------
+    cnf : Formula, pysat CNF or list of clauses
+        A formula; clauses are sequences of DIMACS literals (±i for X_i).
+    B : int, optional
+        Occurrence bound (default the formula's largest).
+    copies : int, optional
+        Copies per variable c (default 100B²).
+    form : {'faithful', 'compact'}
+        The network form.
+    bias : {'exact', 'paper'}
+        The clause biases.
+    drop_unused : bool
+        Leave variables that occur in no clause out of the inputs.
+    max_bytes : int, optional
+        Refuse networks above this size (None: no limit).
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
     >>> s = network_size([[1, 2, 3], [-1, -2, 5]], B=2)     # X4 occurs nowhere: 4 inputs
     >>> s["n"], s["d"], s["m1"], s["m2"]
     (5, 4, 3202, 1602)

@@ -35,6 +35,18 @@ B = sp.Symbol("B", positive=True)
 def rounding_gain_max(a=None, c=None):
     """max over Δ ≥ 0 of 2aΔ − cΔ² (default a = B, c = 100B²), exactly.
 
+    Parameters
+    ----------
+    a, c : sympy expression, optional
+        Coefficients (default a = B, c = 100B² with B a positive symbol).
+
+    Returns
+    -------
+    sympy expression
+        a²/c.
+
+    Examples
+    --------
     >>> rounding_gain_max()
     1/100
     >>> a, c = sp.symbols("a c", positive=True)
@@ -70,6 +82,17 @@ def margin_threshold(kind: str = "paper") -> tuple[sp.Expr, float]:
     Substituting t = √B turns each margin into a rational function of t; B* is the square of its
     largest real root (the margin is increasing beyond it).
 
+    Parameters
+    ----------
+    kind : {'paper', 'sharp', 'binary'}
+        Which margin (:func:`paper_margin`, :func:`sharp_margin`, :func:`binary_margin`).
+
+    Returns
+    -------
+    tuple of (sympy expression, float)
+
+    Examples
+    --------
     >>> round(margin_threshold("paper")[1])
     183673
     >>> 14400 < margin_threshold("sharp")[1] < 14500

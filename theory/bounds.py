@@ -100,6 +100,22 @@ def implied_entropy(mse, dim, base=None) -> float:
     r"""Inverse of Theorem 1: :math:`\tfrac d2\log(2\pi e\,\xi)`, the largest H(x|z) compatible
     with a per-dimension MSE ξ (if an attacker reaches ξ, then H(x|z) ≤ this).
 
+    Parameters
+    ----------
+    mse : float
+        A per-dimension MSE ξ > 0 (e.g. an attack's).
+    dim : int
+        The input dimension d.
+    base : float, optional
+        Logarithm base of the result (nats by default).
+
+    Returns
+    -------
+    float
+        :math:`\tfrac d2\log(2\pi e\,\xi)`.
+
+    Examples
+    --------
     >>> round(implied_entropy(mse_lower_bound(-3.0, 5), 5), 12)
     -3.0
     """
@@ -244,6 +260,22 @@ def gmm_mutual_information_bound(weights, covs, noise_cov, base=None) -> float:
     ``mixture_entropy_bounds(z)["huber_upper"] - gaussian_entropy(noise_cov)``.  One Cholesky
     factorisation per component (and one to check it is semidefinite).
 
+    Parameters
+    ----------
+    weights : array_like, shape (k,)
+        Mixture weights πᵢ on the simplex.
+    covs : array_like, shape (k, m, m)
+        Component covariances Σᵢ of ẑ (positive semidefinite).
+    noise_cov : array_like, shape (m, m)
+        Σp of the Gaussian noise (symmetric positive definite).
+    base : float, optional
+        Logarithm base of the result (nats by default).
+
+    Returns
+    -------
+    float
+        The bound on I(z; ẑ), i.e. Theorem 2 reads H(x|z) ≥ H(x) − this.
+
     Examples
     --------
     One component, Σ = Σp = I₂: ½ log det(2I) = log 2; two such components with weights ½ add
@@ -381,6 +413,30 @@ def certifiable_mse(weights, means, covs, noise_cov, dim, *, h_x_upper=0.0, meth
     certificate needs a *lower* bound on H(x), which for real data is unknown (and may be −∞
     when data lie on a low-dimensional set).
 
+    Parameters
+    ----------
+    weights : array_like, shape (k,)
+        Mixture weights of ẑ.
+    means : array_like, shape (k, m)
+        Component means of ẑ.
+    covs : array_like, shape (k, m, m)
+        Component covariances of ẑ (positive semidefinite).
+    noise_cov : array_like, shape (m, m) (or (m,) with ``structure="diag"``)
+        Covariance Σp of the feature noise.
+    dim : int
+        Input dimension d.
+    h_x_upper : float
+        An upper bound on H(x) in nats (0 for data in [0, 1]^d).
+    method : {'best', 'huber', 'kl', 'maxent'}
+        Which upper bound U on I(z; ẑ); ``'best'`` takes the smallest.
+    structure : {'full', 'diag', 'scaled'}
+        The declared structure of the covariances (see :func:`mutual_information_upper_bounds`).
+
+    Returns
+    -------
+    float
+        ξ_cert, per dimension.
+
     Examples
     --------
     >>> c = certifiable_mse([1.0], [[0.0]], [[[0.0]]], [[1.0]], 1)     # no information leaked
@@ -399,6 +455,20 @@ def fisher_information_linear(A, cov_noise) -> np.ndarray:
     r"""Fisher information :math:`A^\top\Sigma_n^{-1}A` of :math:`z = Ax + \mathcal N(0,\Sigma_n)`
     about x (the same for every x; for a nonlinear f use its Jacobian as A).
 
+    Parameters
+    ----------
+    A : array_like, shape (m, d)
+        The linear encoder (or the Jacobian of a nonlinear one at a point).
+    cov_noise : array_like, shape (m, m)
+        Σn, symmetric positive definite.
+
+    Returns
+    -------
+    numpy.ndarray, shape (d, d)
+        :math:`I_F = A^\top\Sigma_n^{-1}A` (float64, symmetric).
+
+    Examples
+    --------
     >>> fisher_information_linear(np.eye(2), 0.25 * np.eye(2))
     array([[4., 0.],
            [0., 4.]])
@@ -455,6 +525,20 @@ def cramer_rao_mse(fisher_info, matrix: bool = False) -> float:
     :math:`\mathrm{dFIL} = \operatorname{Tr}I_F/d`. ``matrix=True``: :math:`\operatorname{Tr}(I_F^{-1})/d`
     (tighter; ``inf`` when :math:`I_F` is singular -- no unbiased estimator exists).
 
+    Parameters
+    ----------
+    fisher_info : array_like, shape (d, d)
+        The Fisher information matrix :math:`I_F` about x.
+    matrix : bool
+        Use :math:`\operatorname{Tr}(I_F^{-1})/d` instead of :math:`1/\mathrm{dFIL}`.
+
+    Returns
+    -------
+    float
+        The bound per dimension (``inf`` when no unbiased estimator exists).
+
+    Examples
+    --------
     >>> cramer_rao_mse(4 * np.eye(3))
     0.25
     """
@@ -515,6 +599,23 @@ def fisher_bounds(A, cov_noise, prior_fisher=None) -> dict:
     (Tr I_F⁻¹ / d) and, when ``prior_fisher`` (matrix or trace) is given, ``van_trees`` (and
     ``van_trees_matrix`` for a matrix).
 
+    Parameters
+    ----------
+    A : array_like, shape (m, d)
+        The linear encoder.
+    cov_noise : array_like, shape (m, m)
+        Σn, symmetric positive definite.
+    prior_fisher : array_like, shape (d, d), or float, optional
+        The prior's Fisher information :math:`J(\text{prior})` (a matrix, or its trace).
+
+    Returns
+    -------
+    dict
+        ``{"dfil", "cramer_rao", "cramer_rao_matrix"[, "van_trees"[, "van_trees_matrix"]]}``, floats
+        per dimension.
+
+    Examples
+    --------
     >>> b = fisher_bounds(np.eye(2), 0.25 * np.eye(2), prior_fisher=np.eye(2))
     >>> b["dfil"], b["cramer_rao"], round(b["van_trees"], 12)
     (4.0, 0.25, 0.2)

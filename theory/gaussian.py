@@ -146,6 +146,20 @@ def linear_gaussian_mmse(A, cov_x, cov_noise) -> float:
 
     Divide by ``d`` for the per-dimension :math:`\xi` of Theorem 1.
 
+    Parameters
+    ----------
+    A : array_like, shape (m, d)
+        The channel matrix.
+    cov_x : array_like, shape (d, d)
+        Prior covariance Σx (symmetric positive definite).
+    cov_noise : array_like, shape (m, m)
+        Noise covariance Σn (symmetric positive definite).
+
+    Returns
+    -------
+    float
+        Tr P, with :math:`P = (\Sigma_x^{-1} + A^\top\Sigma_n^{-1}A)^{-1}` the posterior covariance.
+
     Examples
     --------
     >>> round(linear_gaussian_mmse(np.eye(4), np.eye(4), 0.25 * np.eye(4)), 12)   # 4 * 0.2
@@ -158,6 +172,22 @@ def linear_gaussian_conditional_entropy(A, cov_x, cov_noise, base=None) -> float
     r"""Conditional entropy :math:`H(x|z) = \tfrac12\log((2\pi e)^d\det P)` (nats unless ``base``).
 
     Computed as :math:`\tfrac12(d\log 2\pi e - \log\det(\Sigma_x^{-1} + A^\top\Sigma_n^{-1}A))`.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, d)
+        The channel matrix.
+    cov_x : array_like, shape (d, d)
+        Prior covariance (symmetric positive definite).
+    cov_noise : array_like, shape (m, m)
+        Noise covariance (symmetric positive definite).
+    base : float, optional
+        Logarithm base (nats by default).
+
+    Returns
+    -------
+    float
+        H(x|z).
 
     Examples
     --------
@@ -179,6 +209,22 @@ def linear_gaussian_mutual_information(A, cov_x, cov_noise, base=None) -> float:
               = \tfrac12\log\frac{\det(A\Sigma_x A^\top + \Sigma_n)}{\det\Sigma_n}
 
     (computed by the first form; the second, :math:`H(z) - H(z|x)`, is what the tests compare with).
+
+    Parameters
+    ----------
+    A : array_like, shape (m, d)
+        The channel matrix.
+    cov_x : array_like, shape (d, d)
+        Prior covariance (symmetric positive definite).
+    cov_noise : array_like, shape (m, m)
+        Noise covariance (symmetric positive definite).
+    base : float, optional
+        Logarithm base (nats by default).
+
+    Returns
+    -------
+    float
+        I(x; z) ≥ 0.
 
     Examples
     --------

@@ -29,6 +29,21 @@ def random_spd(rng, d, lo=0.2, hi=3.0) -> np.ndarray:
     :math:`\lambda_k \sim U[\mathrm{lo}, \mathrm{hi}]` i.i.d., :math:`Q` from the QR factorisation of
     a standard Gaussian matrix; symmetrised exactly.
 
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The random stream.
+    d : int
+        Dimension.
+    lo, hi : float
+        Range of the eigenvalues, 0 < lo ≤ hi.
+
+    Returns
+    -------
+    numpy.ndarray, shape (d, d)
+
+    Examples
+    --------
     >>> S = random_spd(np.random.default_rng(0), 4, 0.5, 2.0)
     >>> bool(np.all(S == S.T)), bool(0.5 - 1e-12 <= np.linalg.eigvalsh(S).min()), bool(np.linalg.eigvalsh(S).max() <= 2.0 + 1e-12)
     (True, True, True)
@@ -51,6 +66,28 @@ def random_mixture(rng, d, K=3, *, mean_scale=2.0, lo=0.1, hi=1.0, concentration
     :math:`[-\text{mean\_scale}, \text{mean\_scale}]^d`, covariances ``random_spd(rng, d, lo, hi)``
     (drawn in this order, so a seed fixes the instance).
 
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The random stream.
+    d : int
+        Dimension.
+    K : int
+        Number of components.
+    mean_scale : float
+        Half-width of the box the means are drawn from.
+    lo, hi : float
+        Range of the covariances' eigenvalues.
+    concentration : float
+        Dirichlet concentration of the weights.
+
+    Returns
+    -------
+    GaussianMixture
+        ``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``.
+
+    Examples
+    --------
     >>> g = random_mixture(np.random.default_rng(1), 5, K=4)
     >>> g.dim, g.n_components, bool(abs(g.weights.sum() - 1) < 1e-12)
     (5, 4, True)

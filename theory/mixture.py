@@ -282,6 +282,22 @@ def mixture_entropy_mc(gmm: GaussianMixture, n, rng, base=None) -> Estimate:
     Unbiased: the mean of :math:`-\log p(x_j)` over ``n`` i.i.d. samples; ``stderr`` is the
     sample standard deviation over :math:`\sqrt n`.
 
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        The prior (``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``).
+    n : int
+        Number of samples (≥ 2).
+    rng : numpy.random.Generator
+        The random stream.
+    base : float, optional
+        Logarithm base (nats by default).
+
+    Returns
+    -------
+    Estimate
+        ``value`` ± ``stderr`` from ``n`` samples.
+
     Examples
     --------
     >>> g = GaussianMixture([1.0], [[0.0]], [[[1.0]]])
@@ -551,7 +567,23 @@ class MixturePosterior:
 
 
 def mixture_posterior(gmm: GaussianMixture, A, cov_noise) -> MixturePosterior:
-    """The exact posterior of ``gmm`` through ``z = A x + N(0, cov_noise)`` (:class:`MixturePosterior`)."""
+    """The exact posterior of ``gmm`` through ``z = A x + N(0, cov_noise)`` (:class:`MixturePosterior`).
+
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        The prior (``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``).
+    A : array_like, shape (m, d)
+        The channel matrix.
+    cov_noise : array_like, shape (m, m)
+        The noise covariance Σn (symmetric positive definite).
+
+    Returns
+    -------
+    MixturePosterior
+        Its ``mean(z)`` (n, m) → (n, d), ``trace_cov(z)`` (n, m) → (n,), ``logpdf(x, z)`` and
+        component weights, all in closed form.
+    """
     return MixturePosterior(gmm, A, cov_noise)
 
 
@@ -569,6 +601,26 @@ def mixture_mmse_mc(gmm: GaussianMixture, A, cov_noise, n, rng, method: str = "p
     :math:`\operatorname{Tr}\operatorname{Cov}(x|z)` over ``n`` draws of z (CEM Prop. 1, Eq. 1).
     ``method="error"``: average of :math:`\|x - E[x|z]\|^2` over ``n`` joint draws. Both are
     unbiased; the first has the smaller variance. Divide by ``d`` for the per-dimension ξ.
+
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        The prior (``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``).
+    A : array_like, shape (m, d)
+        The channel matrix.
+    cov_noise : array_like, shape (m, m)
+        The noise covariance Σn (symmetric positive definite).
+    n : int
+        Number of draws (≥ 2).
+    rng : numpy.random.Generator
+        The random stream.
+    method : {'posterior', 'error'}
+        Average the exact posterior trace (default) or the squared error of E[x|z].
+
+    Returns
+    -------
+    Estimate
+        The total MMSE ± its standard error.
 
     Examples
     --------
@@ -623,6 +675,28 @@ def mixture_mmse_importance_sampling(gmm: GaussianMixture, A, cov_noise, n, rng,
     much on average: ``bias`` is its mean, an estimate of the (upward) bias.  Useful in low
     dimension only: the prior is a poor proposal once the likelihood is sharp.
 
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        The prior (``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``).
+    A : array_like, shape (m, d)
+        The channel matrix.
+    cov_noise : array_like, shape (m, m)
+        The noise covariance Σn (symmetric positive definite).
+    n : int
+        Number of joint draws (x, z).
+    rng : numpy.random.Generator
+        The random stream.
+    n_proposal : int
+        Prior draws per block of z's.
+    block : int
+        Number of z's that share one set of prior draws.
+
+    Returns
+    -------
+    ImportanceEstimate
+        ``value`` ± ``stderr`` (total MMSE), ``n`` and ``bias`` (the estimated upward bias).
+
     Examples
     --------
     One component, z = x + N(0, ¼): the MMSE is 0.2 (linear-Gaussian closed form).
@@ -666,6 +740,26 @@ def mixture_conditional_entropy_mc(gmm: GaussianMixture, A, cov_noise, n, rng, b
 
     Unbiased (joint draws of (x, z)); ``stderr`` = sample sd / sqrt(n).
 
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        The prior (``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``).
+    A : array_like, shape (m, d)
+        The channel matrix.
+    cov_noise : array_like, shape (m, m)
+        The noise covariance Σn (symmetric positive definite).
+    n : int
+        Number of joint draws.
+    rng : numpy.random.Generator
+        The random stream.
+    base : float, optional
+        Logarithm base (nats by default).
+
+    Returns
+    -------
+    Estimate
+        H(x|z) ± its standard error.
+
     Examples
     --------
     One component, z = x + N(0, ¼): x|z ~ N(m(z), 0.2) for every z, so H(x|z) = ½ log(2πe · 0.2)
@@ -688,6 +782,20 @@ def mixture_prior_fisher_mc(gmm: GaussianMixture, n, rng) -> Estimate:
     r"""Trace of the prior Fisher information :math:`\operatorname{Tr}J(p) = E\|\nabla\log p(x)\|^2`.
 
     Used by the van Trees bound (:func:`theory.van_trees_mse`) for a mixture prior.
+
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        The prior (``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``).
+    n : int
+        Number of prior draws.
+    rng : numpy.random.Generator
+        The random stream.
+
+    Returns
+    -------
+    Estimate
+        Tr J(p) ± its standard error.
 
     Examples
     --------

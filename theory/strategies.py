@@ -88,6 +88,21 @@ def spd_matrices(draw, dim=st.integers(1, 4), min_eig: float = 0.1, max_eig: flo
     ``dim`` is an int or a strategy of ints; ``isotropic=True`` draws multiples of the identity;
     ``log_uniform=True`` draws log-eigenvalues uniformly (condition numbers near
     ``max_eig/min_eig`` become common).
+
+    Parameters
+    ----------
+    draw : callable
+        Hypothesis's ``draw`` (supplied by ``@st.composite``; call ``spd_matrices(...)`` without it).
+    dim : int or strategy of int
+        The dimension d.
+    min_eig, max_eig : float
+        Range of the eigenvalues.
+    isotropic, log_uniform : bool
+        See above.
+
+    Returns
+    -------
+    strategy of numpy.ndarray, shape (d, d)
     """
     if not 0 < min_eig <= max_eig:
         raise ValueError(f"need 0 < min_eig <= max_eig; got {min_eig}, {max_eig}")
@@ -103,7 +118,23 @@ def spd_matrices(draw, dim=st.integers(1, 4), min_eig: float = 0.1, max_eig: flo
 @st.composite
 def psd_matrices(draw, dim=st.integers(1, 4), rank=None, min_eig: float = 0.1, max_eig: float = 10.0):
     """Symmetric positive *semi*definite matrices of rank ``rank`` (an int, a strategy, or None for
-    0..d): eigenvalues in ``[min_eig, max_eig]`` on ``rank`` directions, exactly 0 on the others."""
+    0..d): eigenvalues in ``[min_eig, max_eig]`` on ``rank`` directions, exactly 0 on the others.
+
+    Parameters
+    ----------
+    draw : callable
+        Hypothesis's ``draw`` (supplied by ``@st.composite``).
+    dim : int or strategy of int
+        The dimension d.
+    rank : int, strategy of int, or None
+        The rank r (None: any of 0..d).
+    min_eig, max_eig : float
+        Range of the nonzero eigenvalues.
+
+    Returns
+    -------
+    strategy of numpy.ndarray, shape (d, d)
+    """
     d = draw(_ints(dim))
     r = draw(st.integers(0, d)) if rank is None else min(draw(_ints(rank)), d)
     ev = np.zeros(d)
@@ -115,7 +146,22 @@ def psd_matrices(draw, dim=st.integers(1, 4), rank=None, min_eig: float = 0.1, m
 
 @st.composite
 def simplex_weights(draw, n=st.integers(1, 4), min_weight: float = 0.02):
-    """Probability vectors of length ``n`` with every entry >= ``min_weight``."""
+    """Probability vectors of length ``n`` with every entry >= ``min_weight``.
+
+    Parameters
+    ----------
+    draw : callable
+        Hypothesis's ``draw`` (supplied by ``@st.composite``).
+    n : int or strategy of int
+        Length of the vector.
+    min_weight : float
+        Smallest entry (n·min_weight ≤ 1).
+
+    Returns
+    -------
+    strategy of numpy.ndarray, shape (n,)
+        Entries ≥ ``min_weight``, summing to 1.
+    """
     k = draw(_ints(n))
     if k * min_weight >= 1.0 + 1e-12:
         raise ValueError(f"min_weight * n must be < 1; got {min_weight} * {k}")
@@ -132,6 +178,26 @@ def gaussian_mixtures(draw, dim=st.integers(1, 3), n_components=st.integers(1, 4
 
     ``log_uniform`` as in :func:`spd_matrices`; ``coincident=True`` lets each component after the
     first repeat an earlier one (same mean and covariance) -- examples shrink towards no repeats.
+
+    Parameters
+    ----------
+    draw : callable
+        Hypothesis's ``draw`` (supplied by ``@st.composite``).
+    dim, n_components : int or strategy of int
+        The dimension d and the number of components K.
+    mean_scale : float
+        Half-width of the box of the means.
+    min_eig, max_eig : float
+        Range of the covariances' eigenvalues.
+    min_weight : float
+        Smallest weight.
+    log_uniform, coincident : bool
+        See above.
+
+    Returns
+    -------
+    strategy of GaussianMixture
+        ``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``.
     """
     d = draw(_ints(dim))
     K = draw(_ints(n_components))
@@ -154,6 +220,26 @@ def linear_gaussian_channels(draw, dim=st.integers(1, 4), out_dim=None, min_eig:
 
     ``isotropic_posterior=True`` draws the equality case of Thm 1: ``A = a·I``, ``cov_x = s·I``,
     ``cov_noise = n·I`` (posterior covariance a multiple of I).
+
+    Parameters
+    ----------
+    draw : callable
+        Hypothesis's ``draw`` (supplied by ``@st.composite``).
+    dim : int or strategy of int
+        The input dimension d.
+    out_dim : int, strategy of int, or None
+        The output dimension m (None: 1..d+1).
+    min_eig, max_eig : float
+        Range of the covariances' eigenvalues.
+    a_scale : float
+        Scale of A's entries.
+    isotropic_posterior : bool
+        Draw Theorem 1's equality case.
+
+    Returns
+    -------
+    strategy of LinearGaussianChannel
+        ``A (m, d)``, ``cov_x (d, d)``, ``cov_noise (m, m)``.
     """
     d = draw(_ints(dim))
     if isotropic_posterior:

@@ -135,6 +135,18 @@ def check_jensen_over_z() -> Verdict:
 def check_equality_case(noise_var=sp.Rational(1, 4)) -> Verdict:
     r"""x ~ N(0, I_d), z = x + N(0, s²I): ξ = s²/(1+s²) equals Thm 1's bound for all d, s.
 
+    Parameters
+    ----------
+    noise_var : sympy number
+        The value s² at which the closed form is also evaluated (reported).
+
+    Returns
+    -------
+    Verdict
+        ``holds`` and the sympy expressions compared.
+
+    Examples
+    --------
     >>> v = check_equality_case()
     >>> v.holds, v.expressions["mmse_per_dim_at_noise_var"]
     (True, '1/5')
@@ -159,6 +171,18 @@ def check_thm2_is_huber(n_components: int = 3) -> Verdict:
     :math:`\sum\pi_i(-\log\pi_i + \tfrac12(k\log 2\pi e + \ell_i)) - \tfrac12(k\log2\pi e + \ell_p)
     = \sum\pi_i(-\log\pi_i + \tfrac12(\ell_i - \ell_p))`.
 
+    Parameters
+    ----------
+    n_components : int
+        Number of mixture components k of the symbolic identity.
+
+    Returns
+    -------
+    Verdict
+        ``holds`` and the sympy expressions compared.
+
+    Examples
+    --------
     >>> check_thm2_is_huber().holds
     True
     """
