@@ -50,6 +50,20 @@ DEFAULT_ALPHA = 1e-3
 def z_critical(alpha: float = DEFAULT_ALPHA, m: int = 1) -> float:
     """One-sided critical value at family-wise level ``alpha`` over ``m`` tests (Bonferroni).
 
+    Parameters
+    ----------
+    alpha : float
+        Family-wise level in (0, 1).
+    m : int
+        Number of tests in the family.
+
+    Returns
+    -------
+    float
+        :math:`\Phi^{-1}(1 - \alpha/m)`.
+
+    Examples
+    --------
     >>> round(z_critical(0.05), 4)
     1.6449
     >>> round(z_critical(1e-3, 10), 4)
@@ -99,6 +113,23 @@ def compare_at_least(value: float, bound: float, *, value_stderr: float = 0.0, b
     ``paired_stderr``: the standard error of the per-input difference when value and bound are
     means over the same inputs (it replaces the combined s.e.).  An infinite bound is violated
     by every finite value; a NaN anywhere gives ``inconclusive``.
+
+    Parameters
+    ----------
+    value, bound : float
+        The measured value and the bound it should be at least.
+    value_stderr, bound_stderr : float
+        Their standard errors (independent).
+    paired_stderr : float, optional
+        The standard error of the paired difference (replaces the two above).
+    alpha : float
+        Family-wise level.
+    m : int
+        Number of comparisons in the family.
+
+    Returns
+    -------
+    Comparison
     """
     v, b = float(value), float(bound)
     sv, sb = abs(float(value_stderr)), abs(float(bound_stderr))
@@ -118,7 +149,19 @@ def compare_at_least(value: float, bound: float, *, value_stderr: float = 0.0, b
 
 def compare_all(pairs: Sequence[dict], *, alpha: float = DEFAULT_ALPHA) -> list[Comparison]:
     """Compare every ``dict(value=, bound=, value_stderr=, bound_stderr=, paired_stderr=)`` at
-    family-wise level ``alpha`` over all of them (Bonferroni over ``len(pairs)``)."""
+    family-wise level ``alpha`` over all of them (Bonferroni over ``len(pairs)``).
+
+    Parameters
+    ----------
+    pairs : sequence of dict
+        The comparisons (keyword arguments of :func:`compare_at_least`).
+    alpha : float
+        Family-wise level over all of them.
+
+    Returns
+    -------
+    list of Comparison
+    """
     m = max(1, len(pairs))
     return [compare_at_least(p["value"], p["bound"], value_stderr=p.get("value_stderr", 0.0),
                              bound_stderr=p.get("bound_stderr", 0.0), paired_stderr=p.get("paired_stderr"),
@@ -131,6 +174,22 @@ def mean_ci(values, *, level: float = 0.95, lo: float | None = None, hi: float |
     Returns ``{"mean", "half_width", "ci_low", "ci_high", "n"}``; with one value the half-width is
     NaN (no interval from one seed).
 
+    Parameters
+    ----------
+    values : array_like, shape (n,)
+        One value per seed.
+    level : float
+        Confidence level.
+    lo, hi : float, optional
+        The range the interval is clipped to.
+
+    Returns
+    -------
+    dict
+        ``mean``, ``half_width``, ``ci_low``, ``ci_high``, ``n``.
+
+    Examples
+    --------
     >>> r = mean_ci([0.9, 0.95, 1.0], lo=0.0, hi=1.0)
     >>> round(r["mean"], 6), r["ci_high"], r["n"]
     (0.95, 1.0, 3)
@@ -153,12 +212,34 @@ def mean_ci(values, *, level: float = 0.95, lo: float | None = None, hi: float |
 
 
 def spearman(a, b) -> float:
-    """Spearman rank correlation (average ranks for ties)."""
+    """Spearman rank correlation (average ranks for ties).
+
+    Parameters
+    ----------
+    a, b : array_like, shape (n,)
+        Paired values.
+
+    Returns
+    -------
+    float
+    """
     return float(stats.spearmanr(a, b).statistic)
 
 
 def fit_log_linear(h, mse, *, level: float = 0.95) -> dict:
     """OLS fit ``log mse = a·h + b``; ``a`` with a two-sided t confidence interval.
+
+    Parameters
+    ----------
+    h, mse : array_like, shape (n,)
+        Entropies and MSEs (> 0) of the models.
+    level : float
+        Confidence level of the slope's interval.
+
+    Returns
+    -------
+    dict
+        ``slope``, ``slope_stderr``, ``slope_ci`` [low, high], ``intercept``, ``r``, ``n``, ``level``.
 
     Examples
     --------
@@ -181,7 +262,17 @@ def fit_log_linear(h, mse, *, level: float = 0.95) -> dict:
 # ----------------------------------------------------------------------------- failed models
 
 def chance_level(y) -> float:
-    """Accuracy of always predicting the most frequent class of labels ``y``."""
+    """Accuracy of always predicting the most frequent class of labels ``y``.
+
+    Parameters
+    ----------
+    y : array_like of int, shape (n,)
+        Labels.
+
+    Returns
+    -------
+    float
+    """
     y = np.asarray(y)
     return float(np.bincount(y).max() / len(y))
 
@@ -193,6 +284,23 @@ def passing_accuracy(chance: float, n: int, *, margin: float = 0.02, alpha: floa
     Ten balanced classes, 450 test points: Binomial(450, 0.1) has mean 45 and s.d. 6.4, so
     p < 0.001 needs about 3.1 s.d. above the mean — 67 correct answers (0.149).
 
+    Parameters
+    ----------
+    chance : float
+        The chance accuracy.
+    n : int
+        Test points.
+    margin : float
+        Points above chance required.
+    alpha : float
+        Level of the binomial test.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
     >>> round(passing_accuracy(0.1, 450) * 450)
     67
     """
@@ -206,7 +314,22 @@ def passing_accuracy(chance: float, n: int, *, margin: float = 0.02, alpha: floa
 
 def near_chance(accuracy: float, chance: float, n: int, *, margin: float = 0.02, alpha: float = 1e-3) -> str:
     """Why a model counts as failed (empty string if it does not): its test accuracy is below
-    :func:`passing_accuracy` — within ``margin`` (2 points) of chance, or not significantly above it."""
+    :func:`passing_accuracy` — within ``margin`` (2 points) of chance, or not significantly above it.
+
+    Parameters
+    ----------
+    accuracy, chance : float
+        Test accuracy and chance level.
+    n : int
+        Test points.
+    margin, alpha : float
+        As for :func:`passing_accuracy`.
+
+    Returns
+    -------
+    str
+        The reason, or ``""``.
+    """
     if not math.isfinite(accuracy):
         return f"accuracy is {accuracy}"
     need = passing_accuracy(chance, n, margin=margin, alpha=alpha)

@@ -132,7 +132,19 @@ class DataSplit:
 
 
 def as_dataset(data, *, name: str = "data") -> ArrayDataset:
-    """Accept an :class:`ArrayDataset`, a :class:`DataSplit` (its ``train``) or a pair ``(x, y)``."""
+    """Accept an :class:`ArrayDataset`, a :class:`DataSplit` (its ``train``) or a pair ``(x, y)``.
+
+    Parameters
+    ----------
+    data : ArrayDataset, DataSplit or (x, y)
+        Inputs (n, ...) and labels (n,).
+    name : str
+        Its name (for messages).
+
+    Returns
+    -------
+    ArrayDataset
+    """
     if isinstance(data, ArrayDataset):
         return data
     if isinstance(data, DataSplit):
@@ -167,6 +179,18 @@ def digits(*, test_fraction: float = 0.25, seed: int = 0) -> DataSplit:
 
     Images have shape ``(1, 8, 8)``; the split is a seeded random permutation.
 
+    Parameters
+    ----------
+    test_fraction : float
+        Share of the test split.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    DataSplit
+        Inputs (n, 1, 8, 8) in [0, 1], labels (n,).
+
     Examples
     --------
     >>> d = digits()
@@ -185,6 +209,18 @@ def lfw_faces(*, test_fraction: float = 0.25, seed: int = 0) -> DataSplit:
     """scikit-image's ``lfw_subset``: 200 grey 25×25 images, 100 faces (label 1) and 100 non-faces (0).
 
     Pixels are in [0, 1]; shape ``(1, 25, 25)``.  Shipped with scikit-image, never downloaded.
+
+    Parameters
+    ----------
+    test_fraction : float
+        Share of the test split.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    DataSplit
+        Inputs (n, 1, 25, 25) in [0, 1], labels (n,).
     """
     from skimage.data import lfw_subset  # deferred: heavy, needed by this dataset only
 
@@ -200,6 +236,20 @@ def mnist1d(*, num_samples: int = 4000, seed: int = 0, test_fraction: float = 0.
     ``mnist1d.data.make_dataset`` reseeds the *global* numpy RNG; its state is saved and restored
     around the call so no caller is affected.  Signals are min–max scaled to [0, 1] over the whole
     generated set (the scale is stored in ``meta``).
+
+    Parameters
+    ----------
+    num_samples : int
+        Signals generated.
+    seed : int
+        Seed of the generator and split.
+    test_fraction : float
+        Share of the test split.
+
+    Returns
+    -------
+    DataSplit
+        Inputs (n, 40), labels (n,).
     """
     if not isinstance(num_samples, int) or num_samples < 20:
         raise ValueError(f"num_samples: expected an integer >= 20, got {num_samples!r}")
@@ -227,6 +277,19 @@ def default_mixture(d: int = 16, k: int = 3, *, separation: float = 2.0, seed: i
     Means are ``separation`` × independent standard normal vectors / √d·√d (so their distance is
     about ``separation``·√2 per unit scale), covariances are random SPD matrices with eigenvalues
     in [0.3, 1.0], weights uniform.  Returns a :class:`theory.GaussianMixture`.
+
+    Parameters
+    ----------
+    d, k : int
+        Dimension and number of components.
+    separation : float
+        Scale of the means relative to the covariances.
+    seed : int
+        Seed of the mixture.
+
+    Returns
+    -------
+    theory.GaussianMixture
     """
 
     rng = np.random.default_rng(seed)
@@ -245,6 +308,22 @@ def synthetic_mixture(n_train: int = 4000, n_test: int = 1000, *, gmm=None, d: i
     ``meta["gmm"]`` holds the :class:`theory.GaussianMixture` (default :func:`default_mixture`),
     so exact truths (posterior, MMSE, entropies) can be computed with :mod:`theory`.  Values are
     not restricted to [0, 1].
+
+    Parameters
+    ----------
+    n_train, n_test : int
+        Samples of each split.
+    gmm : theory.GaussianMixture, optional
+        The prior (default :func:`default_mixture` of ``d``, ``k``).
+    d, k : int
+        Dimension and components of the default prior.
+    seed : int
+        Seed of the samples.
+
+    Returns
+    -------
+    DataSplit
+        Inputs (n, d) float32, labels (n,) = components; ``meta["gmm"]`` is the prior.
     """
     for nm, v in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(v, int) or v < 1:
@@ -345,6 +424,18 @@ def load_cifar10(root, *, train_batches=(1, 2, 3, 4, 5)) -> DataSplit:
     Batches are Python pickles; they are read through a restricted unpickler that admits only the
     numpy globals these files contain, so a tampered file carrying any other global is refused
     without executing it.  Pixels are scaled to [0, 1]; shape ``(3, 32, 32)``.
+
+    Parameters
+    ----------
+    root : str or Path
+        The folder.
+    train_batches : sequence of int
+        Which ``data_batch_i`` files make the training split.
+
+    Returns
+    -------
+    DataSplit
+        Inputs (n, 3, 32, 32) in [0, 1], labels (n,).
     """
 
     root = Path(root)
@@ -365,7 +456,18 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 
 def read_idx(path) -> np.ndarray:
-    """Read one IDX file (gzip-compressed when its name ends in ``.gz``)."""
+    """Read one IDX file (gzip-compressed when its name ends in ``.gz``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    numpy.ndarray
+        Its array, shape from the header.
+    """
 
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -389,6 +491,16 @@ def load_mnist(root) -> DataSplit:
     """Read MNIST IDX files (``train-images-idx3-ubyte`` etc., optionally ``.gz``) from ``root``.
 
     Pixels are scaled to [0, 1]; shape ``(1, 28, 28)``.
+
+    Parameters
+    ----------
+    root : str or Path
+        The folder.
+
+    Returns
+    -------
+    DataSplit
+        Inputs (n, 1, 28, 28) in [0, 1], labels (n,).
     """
 
     root = Path(root)

@@ -27,7 +27,19 @@ from ..registry import DATASET_ATTACKS  # noqa: E402  (attacks offered by name o
 
 
 def make_attack(name: str, **kwargs) -> Attack:
-    """Create an attack by name, e.g. ``make_attack("decoder", epochs=20)``."""
+    """Create an attack by name, e.g. ``make_attack("decoder", epochs=20)``.
+
+    Parameters
+    ----------
+    name : str
+        A name of :data:`ATTACKS`.
+    **kwargs
+        Its constructor's parameters.
+
+    Returns
+    -------
+    Attack
+    """
     try:
         cls = ATTACKS[name]
     except KeyError:

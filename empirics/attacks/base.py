@@ -37,12 +37,39 @@ __all__ = ["Attack", "TrainedAttack", "ResBlock", "ImageDecoder", "MLPDecoder", 
 
 
 def check_model(model) -> SplitModel:
+    """The attacked model, checked to be a :class:`~empirics.models.SplitModel`.
+
+    Parameters
+    ----------
+    model : SplitModel
+        The model an attack targets.
+
+    Returns
+    -------
+    SplitModel
+        ``model``, after checking it is one (``ValueError`` otherwise).
+    """
     if not isinstance(model, SplitModel):
         raise ValueError(f"model: expected an empirics.models.SplitModel, got {type(model).__name__}")
     return model
 
 
 def check_aux(model: SplitModel, aux, name: str = "aux") -> ArrayDataset:
+    """The attacker's auxiliary data as an :class:`~empirics.data.ArrayDataset`, checked against the model's input shape.
+
+    Parameters
+    ----------
+    model : SplitModel
+        The attacked model (its input shape).
+    aux : ArrayDataset, DataSplit or (x, y)
+        The attacker's auxiliary data, inputs of shape (n, *model.input_shape).
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    ArrayDataset
+    """
     aux = as_dataset(aux, name=name)
     if model.input_shape is not None and tuple(aux.input_shape) != tuple(model.input_shape):
         raise ValueError(f"{name}: expected inputs of shape (N, {', '.join(map(str, model.input_shape))}) "
@@ -207,7 +234,28 @@ class MLPDecoder(nn.Module):
 
 def make_decoder(obs_shape, out_shape, *, arch: str = "auto", sigmoid: bool, width: int = 64,
                  hidden: int = 256, depth: int = 3, n_res: int = 2) -> nn.Module:
-    """``arch="auto"``: :class:`ImageDecoder` for (C, h, w) features and image outputs, else MLP."""
+    """``arch="auto"``: :class:`ImageDecoder` for (C, h, w) features and image outputs, else MLP.
+
+    Parameters
+    ----------
+    obs_shape : tuple of int
+        Shape of one observation (the features as sent): (C, h, w) or (k,).
+    out_shape : tuple of int
+        Shape of one input to rebuild.
+    arch : {'auto', 'image', 'mlp'}
+        The architecture.
+    sigmoid : bool
+        End in a sigmoid (inputs in [0, 1]).
+    width, n_res : int
+        Channels and residual blocks of the image decoder.
+    hidden, depth : int
+        Width and depth of the MLP.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps observations (n, *obs_shape) to reconstructions (n, *out_shape).
+    """
     if arch not in ("auto", "conv", "mlp"):
         raise ValueError(f"arch: expected 'auto', 'conv' or 'mlp', got {arch!r}")
     conv_ok = len(obs_shape) == 3 and len(out_shape) == 3

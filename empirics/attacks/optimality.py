@@ -59,7 +59,24 @@ def _head(k: int, classes: int) -> nn.Module:
 
 
 def linear_setting(gmm, sigma: float, *, k: int | None = None, seed: int = 0) -> tuple[SplitModel, np.ndarray]:
-    """Split model whose encoder is ``z = A x`` (A Gaussian/√d, k × d) plus the noise defense."""
+    """Split model whose encoder is ``z = A x`` (A Gaussian/√d, k × d) plus the noise defense.
+
+    Parameters
+    ----------
+    gmm : theory.GaussianMixture
+        The prior, in d dimensions.
+    sigma : float
+        The noise σ.
+    k : int, optional
+        Number of features (default d).
+    seed : int
+        Seed of A.
+
+    Returns
+    -------
+    tuple of (SplitModel, numpy.ndarray, shape (k, d))
+        The model and the float64 copy of the float32 matrix it applies.
+    """
     d = gmm.dim
     k = d if k is None else k
     A = np.random.default_rng([seed, 7]).standard_normal((k, d)) / math.sqrt(d)
@@ -72,7 +89,23 @@ def linear_setting(gmm, sigma: float, *, k: int | None = None, seed: int = 0) ->
 
 
 def nonlinear_setting(gmm, sigma: float, *, k: int = 4, hidden: int = 32, seed: int = 0) -> SplitModel:
-    """Split model with a fixed random tanh MLP encoder ``d → hidden → k`` plus the noise defense."""
+    """Split model with a fixed random tanh MLP encoder ``d → hidden → k`` plus the noise defense.
+
+    Parameters
+    ----------
+    gmm : theory.GaussianMixture
+        The prior, in d dimensions.
+    sigma : float
+        The noise σ.
+    k, hidden : int
+        Output and hidden width of the encoder.
+    seed : int
+        Seed of its weights.
+
+    Returns
+    -------
+    SplitModel
+    """
     d = gmm.dim
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(stream_seed(seed, "init"))
@@ -88,6 +121,24 @@ def snis_posterior_mean(z: torch.Tensor, pool_x: torch.Tensor, pool_fx: torch.Te
     r"""Self-normalised IS estimate of :math:`E[x|z]` for ``z = f(x) + N(0, σ²I)``, prior proposal.
 
     Returns ``(x_hat (N, d), ess (N,))`` with :math:`\mathrm{ESS} = 1/\sum_j \bar w_j^2`.
+
+    Parameters
+    ----------
+    z : torch.Tensor, shape (n, k)
+        Observations.
+    pool_x : torch.Tensor, shape (p, d)
+        Prior samples (the proposal), independent of the test set.
+    pool_fx : torch.Tensor, shape (p, k)
+        Their noise-free encodings f(x).
+    sigma : float
+        The noise σ.
+    chunk : int
+        Observations per batch.
+
+    Returns
+    -------
+    tuple of (torch.Tensor, shape (n, d), torch.Tensor, shape (n,))
+        The estimates of E[x|z] and the effective sample sizes (float64).
     """
     z, px, pf = z.double(), pool_x.double(), pool_fx.double()
     outs, ess = [], []
@@ -126,6 +177,42 @@ def run_optimality(*, d: int = 16, sigmas_linear=(0.2, 0.5, 1.0), sigmas_nonline
     arguments*; those (attack, setting) pairs are returned as they are instead of being re-run.
     ``num_threads``: torch CPU threads during the run (restored afterwards; the networks are small
     MLPs, for which one thread is fastest); ``None`` leaves the setting alone.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension of the prior (:func:`empirics.data.default_mixture`).
+    sigmas_linear, sigmas_nonlinear : sequence of float
+        Noise levels of the linear and nonlinear settings.
+    attacks : sequence of str
+        ``decoder``, ``gan``, ``optimization``.
+    n_aux, n_test : int
+        Auxiliary (training) and test samples per setting.
+    epochs : int
+        Epochs of the trained attacks.
+    pool, n_entropy : int
+        Prior samples of the SNIS pool (nonlinear) and Monte-Carlo draws of H(x|z) (linear).
+    seed : int
+        Master seed.
+    device : str
+        Torch device of the attacks.
+    quick : bool
+        Fewer optimization steps (100; else 200) when ``opt_steps`` is not given.
+    opt_steps : int, optional
+        Steps of the optimization attack.
+    progress : bool
+        Progress bars.
+    on_record : callable, optional
+        Called with each :class:`OptimalityResult` as it finishes.
+    num_threads : int, optional
+        Torch CPU threads during the run (None: unchanged).
+    resume : sequence of dict, optional
+        Results of an interrupted run with the same arguments (``to_dict()``), returned as they are.
+
+    Returns
+    -------
+    list of OptimalityResult
+        One per (attack, setting), settings in order.
     """
     old = torch.get_num_threads()
     if num_threads is not None:

@@ -25,7 +25,17 @@ __all__ = ["OptimizationAttack", "total_variation"]
 
 
 def total_variation(s: torch.Tensor) -> torch.Tensor:
-    """Anisotropic TV per sample for images ``(N, C, H, W)``; zeros for other shapes."""
+    """Anisotropic TV per sample for images ``(N, C, H, W)``; zeros for other shapes.
+
+    Parameters
+    ----------
+    s : torch.Tensor, shape (n, C, H, W) or other
+        A batch.
+
+    Returns
+    -------
+    torch.Tensor, shape (n,)
+    """
     if s.ndim != 4:
         return torch.zeros(s.shape[0], device=s.device, dtype=s.dtype)
     dh = (s[..., 1:, :] - s[..., :-1, :]).abs().sum(dim=(1, 2, 3))

@@ -33,6 +33,19 @@ _EPS = 1e-30
 def truncate_topk(p: torch.Tensor, m: int) -> torch.Tensor:
     """``trunc_m``: keep the ``m`` largest entries of each row, set the rest to 0.
 
+    Parameters
+    ----------
+    p : torch.Tensor, shape (n, c)
+        Prediction vectors.
+    m : int
+        Entries kept per row, 1 ≤ m ≤ c.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, c)
+
+    Examples
+    --------
     >>> truncate_topk(torch.tensor([[0.6, 0.05, 0.06, 0.2, 0.09]]), 2)
     tensor([[0.6000, 0.0000, 0.0000, 0.2000, 0.0000]])
     """
@@ -131,6 +144,24 @@ def auxiliary_split(data: DataSplit, kind: str, *, classes=None, other: ArrayDat
     * ``"generic"`` — the classifier sees only ``classes`` (default: the lower half of the labels),
       the auxiliary set holds the remaining classes of the same domain;
     * ``"distinct"`` — the auxiliary set is ``other`` (another dataset of the same input shape).
+
+    Parameters
+    ----------
+    data : DataSplit
+        The dataset.
+    kind : {'same', 'generic', 'distinct'}
+        Which auxiliary set (Yang et al. Table I; see above).
+    classes : sequence of int, optional
+        The classifier's classes.
+    other : ArrayDataset, optional
+        Out-of-distribution auxiliary data.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    tuple of (DataSplit, ArrayDataset)
+        The classifier's data and the attacker's auxiliary set.
     """
     rng = np.random.default_rng(seed)
     tr = data.train

@@ -131,7 +131,18 @@ _REGISTRY: dict[str, type[Defense]] = {}
 
 
 def register(cls: type[Defense]) -> type[Defense]:
-    """Class decorator: make a defense available by its ``name``."""
+    """Class decorator: make a defense available by its ``name``.
+
+    Parameters
+    ----------
+    cls : type
+        A :class:`Defense` subclass with a ``name``.
+
+    Returns
+    -------
+    type
+        ``cls``.
+    """
     if not cls.name or cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
         raise ValueError(f"defense name {cls.name!r} is empty or already registered")
     _REGISTRY[cls.name] = cls
@@ -143,6 +154,18 @@ def available_defenses() -> list[str]:
 
 
 def get_defense(name: str) -> type[Defense]:
+    """The registered defense class called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A registered name.
+
+    Returns
+    -------
+    type
+        Its class (``ValueError`` listing the names otherwise).
+    """
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -150,13 +173,35 @@ def get_defense(name: str) -> type[Defense]:
 
 
 def make_defense(name: str, **kwargs) -> Defense:
-    """Create a registered defense by name, e.g. ``make_defense("noise", sigma=0.1)``."""
+    """Create a registered defense by name, e.g. ``make_defense("noise", sigma=0.1)``.
+
+    Parameters
+    ----------
+    name : str
+        A registered name.
+    **kwargs
+        Its constructor's parameters.
+
+    Returns
+    -------
+    Defense
+    """
     return get_defense(name)(**kwargs)
 
 
 def defense_params(defense: Defense) -> dict:
     """The constructor parameters of a defense object, read back from its attributes (those its
-    registered entry takes; see :func:`empirics.parameters.constructor_params`)."""
+    registered entry takes; see :func:`empirics.parameters.constructor_params`).
+
+    Parameters
+    ----------
+    defense : Defense
+        A defense object.
+
+    Returns
+    -------
+    dict
+    """
     names = [p.name for p in constructor_params(get_defense(defense.name))]
     return {n: getattr(defense, n) for n in names if hasattr(defense, n)}
 

@@ -86,6 +86,19 @@ def resolve_defenses(defenses, *, seed: int = 0) -> list[Defense]:
     unknown name or parameter is a ``ValueError`` naming it and listing the valid ones.  A spec
     without a ``seed`` gets one from ``seed``'s "defense" stream (its index in the list).
 
+    Parameters
+    ----------
+    defenses : sequence, or one spec or Defense
+        The specs.
+    seed : int
+        The run's master seed.
+
+    Returns
+    -------
+    list of Defense
+
+    Examples
+    --------
     >>> [type(d).__name__ for d in resolve_defenses(["noise:sigma=0.1", ("dropout", {"p": 0.2})])]
     ['GaussianNoise', 'FeatureDropout']
     """

@@ -35,6 +35,18 @@ def _sqdist(h):
 def unicon_loss(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """L_unicon of MixCon appendix §D.1 on one batch.
 
+    Parameters
+    ----------
+    h : torch.Tensor, shape (n, ...)
+        Features of a batch.
+    y : torch.Tensor of int, shape (n,)
+        Labels.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+
     Examples
     --------
     >>> import torch
@@ -57,7 +69,20 @@ def unicon_loss(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def mixcon_loss(h: torch.Tensor, lam: float, beta: float) -> torch.Tensor:
-    """Our reading of L_mixcon (module docstring)."""
+    """Our reading of L_mixcon (module docstring).
+
+    Parameters
+    ----------
+    h : torch.Tensor, shape (n, ...)
+        Features of a batch.
+    lam, beta : float
+        The weights of the module docstring.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
     h = flat(h)
     n = h.shape[0]
     if n < 2:

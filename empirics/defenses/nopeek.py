@@ -25,6 +25,20 @@ def _centred(x):
 def distance_correlation(x: torch.Tensor, z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Sample distance correlation of two batches (rows = samples), in [0, 1].
 
+    Parameters
+    ----------
+    x : torch.Tensor, shape (n, ...)
+        One batch (flattened per row).
+    z : torch.Tensor, shape (n, ...)
+        The other.
+    eps : float
+        Guards the square roots of zero variances.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar in [0, 1], differentiable.
+
     Examples
     --------
     >>> import torch

@@ -36,6 +36,19 @@ def noise_variance_of(defenses, d: int, *, device=None, dtype=torch.float32) -> 
 
     A defense declares its noise through a ``noise_variance(d) -> tensor (d,)`` method
     (e.g. :class:`empirics.defenses.noise.GaussianNoise`); independent noises add up.
+
+    Parameters
+    ----------
+    defenses : iterable of Defense
+        The composed defenses.
+    d : int
+        Feature dimension.
+    device, dtype : optional
+        Of the result.
+
+    Returns
+    -------
+    torch.Tensor, shape (d,), or None
     """
     total = None
     for df in defenses or ():

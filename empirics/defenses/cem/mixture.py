@@ -31,7 +31,19 @@ class GaussianMixtureFit:
 
 def init_means(x: torch.Tensor, k: int) -> torch.Tensor:
     """Deterministic initialisation (no random numbers): split the points into k quantile
-    groups along their first principal direction and take the group means."""
+    groups along their first principal direction and take the group means.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (n, d)
+        Points.
+    k : int
+        Number of groups.
+
+    Returns
+    -------
+    torch.Tensor, shape (k, d)
+    """
     xc = x - x.mean(0)
     # power iteration for the top direction (deterministic start)
     v = torch.ones(x.shape[1], dtype=x.dtype, device=x.device) / math.sqrt(x.shape[1])

@@ -187,6 +187,19 @@ def code_lambda(lam: float, lr: float | None) -> float:
     no learning rate is known).  Released: ``MIA_train.train_target_step`` (``get_last_lr()`` of
     the training scheduler, i.e. the current scheduled lr).
 
+    Parameters
+    ----------
+    lam : float
+        λ.
+    lr : float, optional
+        The current learning rate.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
     >>> code_lambda(16.0, 0.05), code_lambda(16.0, 0.0004)
     (0.32, 16.0)
     """
