@@ -26,3 +26,5 @@ Infrastructure shared with :mod:`theory` and :mod:`reduction` lives in ``theory`
 modules: :mod:`theory._io` (the one JSON serializer and atomic writer) and :mod:`theory._validate`
 (the one family of validators).
 """
+
+__all__: list[str] = []  # importing empirics is cheap: use its subpackages (torch loads with them)

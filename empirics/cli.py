@@ -39,6 +39,8 @@ from .report import Section, section_text, write_report, write_results
 from .store import package_version
 from .threads import configure_threads
 
+__all__ = ["COMMANDS", "VERIFY_ORDER", "build_parser", "prepare_out", "main"]
+
 #: subcommand -> (module in empirics.sections, one-line help).  Order is the order of `verify`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "theory": ("theory_section", "Thm 1 / Thm 2 battery against exact and Monte-Carlo truth"),
@@ -85,6 +87,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``invlimits`` argument parser (imports every section for its options, never torch)."""
     parser = argparse.ArgumentParser(
         prog="invlimits",
         description="Executable checks of model-inversion limits in split inference "
@@ -215,6 +218,7 @@ def _remove_stale(out: Path, old: list[str], new: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``invlimits`` with ``argv``; the exit status (0 pass, 1 a check failed, 2 bad input, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)

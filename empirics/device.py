@@ -15,6 +15,10 @@ def resolve_device(device="auto") -> torch.device:
     device : str or torch.device
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
 
+    Returns
+    -------
+    torch.device
+
     Examples
     --------
     >>> resolve_device("cpu")

@@ -123,7 +123,12 @@ This list has one source, `empirics/errata.py`; the README and every `report.md`
 
 
 def errata_markdown() -> str:
-    """The errata as Markdown (a level-2 heading and numbered items)."""
+    """The errata as Markdown (a level-2 heading and numbered items).
+
+    Returns
+    -------
+    str
+    """
     return ERRATA_MD.rstrip() + "\n"
 
 

@@ -32,7 +32,22 @@ __all__ = ["encode_all", "noise_variance", "conditional_entropy", "fisher_inform
 
 @torch.no_grad()
 def encode_all(model, x, batch=512):
-    """Noise-free encoder outputs ``encode(x)`` (eval mode), flattened to float64 on the CPU."""
+    """Noise-free encoder outputs ``encode(x)`` (eval mode), flattened to float64 on the CPU.
+
+    Parameters
+    ----------
+    model : SplitModel
+        The model.
+    x : torch.Tensor, shape (n, *input_shape)
+        Inputs.
+    batch : int
+        Inputs per forward pass.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, k)
+        float64, on the CPU.
+    """
     dev = next(model.parameters()).device
     was = model.training
     model.eval()
@@ -44,7 +59,19 @@ def encode_all(model, x, batch=512):
 
 
 def noise_variance(model, d: int) -> np.ndarray | None:
-    """Per-dimension Gaussian noise variance of the model's deployed defenses (None: no noise)."""
+    """Per-dimension Gaussian noise variance of the model's deployed defenses (None: no noise).
+
+    Parameters
+    ----------
+    model : SplitModel
+        The model.
+    d : int
+        Feature dimension.
+
+    Returns
+    -------
+    numpy.ndarray, shape (d,), or None
+    """
     v = noise_variance_of(getattr(model, "defenses", []), d, dtype=torch.float64)
     return None if v is None else v.numpy()
 
@@ -65,7 +92,16 @@ def conditional_entropy(model, data, *, h_x: float = 0.0, k_per_class: int = 3, 
     h_x : float
         The H(x) used (nats).  Default 0: the uniform law on [0, 1]^d, an upper bound on the
         entropy of any [0, 1]-valued data — so the result is *relative*, not a certified bound.
+    k_per_class : int
+        Mixture components per class.
     covariance : {'full', 'diag'}
+        Covariance type of the components.
+    methods : sequence of str
+        Which upper bounds U (``huber``, ``kl``, ``maxent``).
+    max_samples : int
+        Inputs whose features are modelled, shape (n ≤ max_samples, *input_shape).
+    noise_var : array_like, shape (k,), or float, optional
+        Σp's diagonal (default: the deployed noise defense's).
 
     Returns
     -------
@@ -112,6 +148,25 @@ def fisher_information(model, data, *, sigma: float | None = None, probes: int =
     Hutchinson: ``Tr(JᵀJ) = E_v ‖Jᵀv‖²`` for v ~ N(0, I) in feature space, one vector–Jacobian
     product per probe.  Returns ``{"dfil", "dfil_stderr", "cramer_rao", "cramer_rao_stderr", "sigma",
     "n", "probes"}`` where ``cramer_rao = E_x[1/dFIL(x)]`` is the unbiased-attacker bound on MSE/d.
+
+    Parameters
+    ----------
+    model : SplitModel
+        The trained model (its encoder f).
+    data : ArrayDataset, DataSplit or (x, y)
+        Inputs x (n, *input_shape).
+    sigma : float, optional
+        Noise σ (default: the deployed noise defense's).
+    probes : int
+        Hutchinson probes per input.
+    max_samples : int
+        Inputs averaged over.
+    seed : int
+        Seed of the probes.
+
+    Returns
+    -------
+    dict
     """
     ds = D.as_dataset(data)
     if sigma is None:

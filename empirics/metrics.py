@@ -85,6 +85,17 @@ def mse(x, y, *, reduction: str = "mean"):
     ``reduction="none"`` gives one value per image of a batch ``N×C×H×W`` (a 2-D or 3-D input is
     one image; for a batch of vectors pass ``(N, 1, 1, d)``).
 
+    Parameters
+    ----------
+    x, y : array_like or torch.Tensor, shape (N, C, H, W), (C, H, W) or (H, W)
+        Images (a 2-D or 3-D input is one image).
+    reduction : {'mean', 'none'}
+        Average over the batch, or one value per image.
+
+    Returns
+    -------
+    float or numpy.ndarray, shape (N,)
+
     Examples
     --------
     >>> mse(np.zeros((2, 3)), np.ones((2, 3)))
@@ -99,6 +110,19 @@ def psnr(x, y, data_range: float = 1.0, *, reduction: str = "mean"):
     """Peak signal-to-noise ratio ``10 log10(data_range² / MSE)`` in dB, per sample, then averaged.
 
     A sample with zero error has infinite PSNR.
+
+    Parameters
+    ----------
+    x, y : array_like or torch.Tensor, shape (N, C, H, W), (C, H, W) or (H, W)
+        Images (a 2-D or 3-D input is one image).
+    data_range : float
+        L, the range of the values.
+    reduction : {'mean', 'none'}
+        Average over the batch, or one value per image.
+
+    Returns
+    -------
+    float or numpy.ndarray, shape (N,)
 
     Examples
     --------
@@ -115,7 +139,19 @@ def psnr(x, y, data_range: float = 1.0, *, reduction: str = "mean"):
 
 
 def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """Normalised 1-D Gaussian taps (the 2-D window is their outer product)."""
+    """Normalised 1-D Gaussian taps (the 2-D window is their outer product).
+
+    Parameters
+    ----------
+    size : int
+        Number of taps.
+    sigma : float
+        Standard deviation in pixels.
+
+    Returns
+    -------
+    numpy.ndarray, shape (size,)
+    """
     r = (size - 1) / 2
     t = np.arange(size) - r
     w = np.exp(-0.5 * (t / sigma) ** 2)
@@ -138,6 +174,25 @@ def ssim(x, y, data_range: float = 1.0, *, reduction: str = "mean", win_size: in
     with local statistics under an ``win_size``×``win_size`` Gaussian window of std ``sigma``
     (population covariances), averaged over the valid interior (see module docstring) and over
     channels; one value per image, averaged over the batch unless ``reduction="none"``.
+
+    Parameters
+    ----------
+    x, y : array_like or torch.Tensor, shape (N, C, H, W), (C, H, W) or (H, W)
+        Images (a 2-D or 3-D input is one image).
+    data_range : float
+        L, the range of the values.
+    reduction : {'mean', 'none'}
+        Average over the batch, or one value per image.
+    win_size : int
+        Window size.
+    sigma : float
+        Window standard deviation.
+    k1, k2 : float
+        The constants K₁, K₂.
+
+    Returns
+    -------
+    float or numpy.ndarray, shape (N,)
 
     Examples
     --------
@@ -166,6 +221,17 @@ def ssim(x, y, data_range: float = 1.0, *, reduction: str = "mean", win_size: in
 
 def accuracy(pred, y) -> float:
     """Fraction of correct predictions; ``pred`` is logits ``(N, K)`` or labels ``(N,)``.
+
+    Parameters
+    ----------
+    pred : array_like or torch.Tensor, shape (N, K) or (N,)
+        Logits or predicted labels.
+    y : array_like or torch.Tensor, shape (N,)
+        Labels.
+
+    Returns
+    -------
+    float
 
     Examples
     --------

@@ -230,6 +230,12 @@ PRESET_INPUT_SHAPES = {"synthetic": None, "mnist1d": (40,), "digits": (1, 8, 8),
 
 
 def available_presets() -> list[str]:
+    """The model presets :func:`make_model` builds, sorted.
+
+    Returns
+    -------
+    list of str
+    """
     return sorted(_PRESETS)
 
 
@@ -255,6 +261,11 @@ def make_model(preset: str, *, num_classes: int, bottleneck: int | None = None,
         Deployed defenses (see :class:`SplitModel`).
     seed : int
         Seed of the weight initialisation (the global torch RNG is left untouched).
+
+    Returns
+    -------
+    SplitModel
+        Encoder (input_shape → feature_shape()) and head (features → num_classes logits).
 
     Examples
     --------

@@ -28,7 +28,17 @@ __all__ = ["parse_value", "split_spec", "constructor_params", "normalise_params"
 
 
 def parse_value(v: str):
-    """``"true"`` → True, ``"none"`` → None, ``"3"`` → 3, ``"0.1"`` → 0.1, else the stripped string."""
+    """``"true"`` → True, ``"none"`` → None, ``"3"`` → 3, ``"0.1"`` → 0.1, else the stripped string.
+
+    Parameters
+    ----------
+    v : str
+        One value of a spec.
+
+    Returns
+    -------
+    bool, None, int, float or str
+    """
     s = v.strip()
     low = s.lower()
     if low in ("true", "false"):
@@ -42,7 +52,19 @@ def parse_value(v: str):
 
 
 def split_spec(spec: str, what: str) -> tuple[str, dict]:
-    """``"NAME:k=v,..."`` → ``(NAME, {k: value})``; ``ValueError`` naming ``what`` otherwise."""
+    """``"NAME:k=v,..."`` → ``(NAME, {k: value})``; ``ValueError`` naming ``what`` otherwise.
+
+    Parameters
+    ----------
+    spec : str
+        The text.
+    what : str
+        What it names (``defense``, ``attack``), for messages.
+
+    Returns
+    -------
+    tuple of (str, dict)
+    """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"{what}: expected NAME[:key=value,...], got {spec!r}")
     name, _, rest = spec.partition(":")
@@ -61,6 +83,17 @@ def constructor_params(cls, skip=()) -> list[inspect.Parameter]:
     A class may declare them itself (``spec_parameters()``, e.g. a registered entry that
     dispatches to several implementations); otherwise they are read from ``__init__``, following
     ``**kwargs`` up the MRO.
+
+    Parameters
+    ----------
+    cls : type
+        A registered defense or attack class.
+    skip : iterable of str
+        Parameters left out.
+
+    Returns
+    -------
+    list of inspect.Parameter
     """
     own = getattr(cls, "spec_parameters", None)
     if own is not None:
@@ -86,6 +119,23 @@ def normalise_params(cls, name: str, kw: dict, what: str, skip=()) -> tuple:
     ``ValueError`` naming unknown or missing parameters, or values that are not plain data.  An
     unset ``seed`` stays ``None`` (derived from the run's master seed by :func:`fill_seed`); a
     parameter listed in ``cls.identity_defaults`` is left out while it has that default.
+
+    Parameters
+    ----------
+    cls : type
+        The registered class.
+    name : str
+        Its registered name.
+    kw : dict
+        The parameters given.
+    what : str
+        ``defense`` or ``attack``, for messages.
+    skip : iterable of str
+        Parameters left out.
+
+    Returns
+    -------
+    tuple of (str, value) pairs
     """
     params = constructor_params(cls, skip)
     valid = {p.name for p in params}
@@ -115,7 +165,23 @@ def normalise_params(cls, name: str, kw: dict, what: str, skip=()) -> tuple:
 
 
 def fill_seed(params: dict, seed: int, index: int, stream: str = "defense") -> dict:
-    """``params`` with an unset ``seed`` drawn from the run's ``stream`` (``index`` = position)."""
+    """``params`` with an unset ``seed`` drawn from the run's ``stream`` (``index`` = position).
+
+    Parameters
+    ----------
+    params : dict
+        A defense's parameters.
+    seed : int
+        The run's master seed.
+    index : int
+        The defense's position in its list.
+    stream : str
+        The stream's name.
+
+    Returns
+    -------
+    dict
+    """
     if "seed" in params and params["seed"] is None:
         params = {**params, "seed": stream_seed(seed, stream, index) % (2 ** 31)}
     return params

@@ -169,7 +169,17 @@ class Plain:
 
 def config_key(config: dict) -> str:
     """The key of a configuration dict ``{"kind": ..., field: value, ...}``: sha256 (16 hex
-    digits) of the canonical JSON of ``{"schema_version": SCHEMA_VERSION, **config}``."""
+    digits) of the canonical JSON of ``{"schema_version": SCHEMA_VERSION, **config}``.
+
+    Parameters
+    ----------
+    config : dict
+        A configuration's ``to_dict()``.
+
+    Returns
+    -------
+    str
+    """
     payload = {"schema_version": SCHEMA_VERSION, **config}
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 
@@ -264,6 +274,11 @@ def kinds() -> dict[str, Kind]:
 
     The package is listed the first time this is called (its modules import no torch); a
     module without ``KIND`` is a helper, not a kind.
+
+    Returns
+    -------
+    dict
+        ``{name: Kind}``.
     """
     if not _KINDS:
         pkg = importlib.import_module(KINDS_PACKAGE)
@@ -280,7 +295,17 @@ def kinds() -> dict[str, Kind]:
 
 
 def get_kind(name: str) -> Kind:
-    """The :class:`Kind` called ``name`` (``ValueError`` listing the known ones)."""
+    """The :class:`Kind` called ``name`` (``ValueError`` listing the known ones).
+
+    Parameters
+    ----------
+    name : str
+        A kind's name.
+
+    Returns
+    -------
+    Kind
+    """
     k = kinds().get(name)
     if k is None:
         raise ValueError(f"kind: expected one of {sorted(kinds())}, got {name!r}")
@@ -288,7 +313,17 @@ def get_kind(name: str) -> Kind:
 
 
 def register_kind(kind: Kind) -> Kind:
-    """Add a kind defined outside :mod:`empirics.kinds` (a user's own experiment)."""
+    """Add a kind defined outside :mod:`empirics.kinds` (a user's own experiment).
+
+    Parameters
+    ----------
+    kind : Kind
+        The kind; its configuration class's ``kind`` names it.
+
+    Returns
+    -------
+    Kind
+    """
     if not isinstance(kind, Kind) or not kind.name:
         raise ValueError(f"kind: expected a Kind whose config class names its kind, got {kind!r}")
     known = kinds().get(kind.name)
@@ -299,7 +334,18 @@ def register_kind(kind: Kind) -> Kind:
 
 
 def config_from_dict(d) -> Config:
-    """The configuration object of a stored config dict (by its ``kind``)."""
+    """The configuration object of a stored config dict (by its ``kind``).
+
+    Parameters
+    ----------
+    d : dict
+        A stored configuration (with its ``kind``).
+
+    Returns
+    -------
+    Config
+        Validated (``RecordError`` naming the field otherwise).
+    """
     if not isinstance(d, dict) or "kind" not in d:
         raise RecordError("config: expected an object with a 'kind'")
     k = kinds().get(d["kind"])
@@ -364,7 +410,19 @@ class Record(Plain):
 
 
 def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Human-readable differences between two (nested) config dicts: ``["lr: 0.001 → 0.5", ...]``."""
+    """Human-readable differences between two (nested) config dicts: ``["lr: 0.001 → 0.5", ...]``.
+
+    Parameters
+    ----------
+    old, new : dict
+        Configuration dicts.
+    prefix : str
+        Prepended to every key (for nested calls).
+
+    Returns
+    -------
+    list of str
+    """
     out = []
     for k in sorted(set(old) | set(new)):
         a, b = old.get(k, "<absent>"), new.get(k, "<absent>")

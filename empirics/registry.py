@@ -94,7 +94,17 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
 
 
 def spec(name: str) -> DatasetSpec:
-    """The :class:`DatasetSpec` of ``name`` (or one of its aliases)."""
+    """The :class:`DatasetSpec` of ``name`` (or one of its aliases).
+
+    Parameters
+    ----------
+    name : str
+        A dataset name or alias.
+
+    Returns
+    -------
+    DatasetSpec
+    """
     if isinstance(name, str):
         if name in DATASETS:
             return DATASETS[name]
@@ -105,7 +115,19 @@ def spec(name: str) -> DatasetSpec:
 
 
 def names(command: str | None = None, *, aliases: bool = False) -> list[str]:
-    """Dataset names a command accepts (all when ``command`` is None), with their aliases if asked."""
+    """Dataset names a command accepts (all when ``command`` is None), with their aliases if asked.
+
+    Parameters
+    ----------
+    command : str, optional
+        ``train``, ``attack``, ``defenses``, ``check-defense`` or ``sweep``.
+    aliases : bool
+        Include aliases.
+
+    Returns
+    -------
+    list of str
+    """
     out = [n for n, s in DATASETS.items() if command is None or command in s.commands]
     if aliases:
         out += [a for n in out for a in DATASETS[n].aliases]
@@ -119,6 +141,19 @@ def load_dataset(name, *, seed: int = 0, root=None):
     """Load a registered dataset (a :class:`~empirics.data.DataSplit` passes through unchanged).
 
     Embedded datasets are cached per (name, split seed) within the process.
+
+    Parameters
+    ----------
+    name : str or DataSplit
+        A registered name or alias.
+    seed : int
+        Seed of the split.
+    root : str or Path, optional
+        Folder of a dataset read from local files.
+
+    Returns
+    -------
+    DataSplit
     """
     from .data import DataSplit  # deferred: torch (the registry is read without it)
     if isinstance(name, DataSplit):
@@ -148,6 +183,17 @@ def register_split(split, name: str | None = None) -> str:
 
     Runs on it are identified by this name *and* the split's content hash (``data_fingerprint``
     in their configuration), so two different splits under one name never share results.
+
+    Parameters
+    ----------
+    split : DataSplit
+        Your data.
+    name : str, optional
+        Its name (default ``split.name``).
+
+    Returns
+    -------
+    str
     """
     from .data import DataSplit  # deferred: torch (the registry is read without it)
     if not isinstance(split, DataSplit):
@@ -174,6 +220,15 @@ def fingerprint(split) -> str:
 
     Part of a run's configuration for datasets read from local files, whose content the package
     does not control; embedded datasets are identified by name and split seed.
+
+    Parameters
+    ----------
+    split : DataSplit
+        The data.
+
+    Returns
+    -------
+    str
     """
     h = hashlib.blake2b(digest_size=8)
     for part in (split.train, split.test):
@@ -184,7 +239,13 @@ def fingerprint(split) -> str:
 
 
 def readme_table() -> str:
-    """The README's dataset table, generated from :data:`DATASETS` (a test keeps them identical)."""
+    """The README's dataset table, generated from :data:`DATASETS` (a test keeps them identical).
+
+    Returns
+    -------
+    str
+        A Markdown table.
+    """
     cmds = ["train", "attack", "defenses", "check-defense", "sweep"]
     lines = ["| dataset | what it is | model preset | " + " | ".join(f"`{c}`" for c in cmds) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in cmds) + " |"]

@@ -57,7 +57,21 @@ def _fmt(v: Any, column: str = "") -> str:
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
                  markdown: bool = False) -> str:
-    """Render rows of dicts as an aligned text table (or a Markdown table)."""
+    """Render rows of dicts as an aligned text table (or a Markdown table).
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        The rows.
+    columns : sequence of str, optional
+        Column order (default: as the keys first appear).
+    markdown : bool
+        A Markdown table.
+
+    Returns
+    -------
+    str
+    """
     rows = list(rows)
     if not rows:
         return "(no rows)"
@@ -80,7 +94,17 @@ CHECK_COLUMNS = ["check", "instance", "value", "bound", "tolerance", "margin", "
 
 
 def section_text(section: Section) -> str:
-    """Terminal rendering of a section: the check table, then its extra tables."""
+    """Terminal rendering of a section: the check table, then its extra tables.
+
+    Parameters
+    ----------
+    section : Section
+        The section.
+
+    Returns
+    -------
+    str
+    """
     status = ("pass" if section.passed else "FAIL") if section.checks else "no checks"
     parts = [f"== {section.title} ({status}, "
              f"{sum(c.passed for c in section.checks)}/{len(section.checks)} checks, "
@@ -97,7 +121,27 @@ def section_text(section: Section) -> str:
 
 def write_results(out: str | Path, command: str, argv: Sequence[str], sections: Iterable[Section],
                   seconds: float, extra: Mapping[str, Any] | None = None) -> Path:
-    """Write ``out/results.json`` for a command; returns its path."""
+    """Write ``out/results.json`` for a command; returns its path.
+
+    Parameters
+    ----------
+    out : str or Path
+        The command's folder.
+    command : str
+        The command's name.
+    argv : sequence of str
+        Its arguments.
+    sections : iterable of Section
+        Its sections.
+    seconds : float
+        Its run time.
+    extra : mapping, optional
+        Top-level keys the command adds.
+
+    Returns
+    -------
+    Path
+    """
     sections = list(sections)
     recs, seen = [], set()
     for s in sections:
@@ -130,7 +174,27 @@ def _relative(fig, out: Path) -> str:
 def write_report(out: str | Path, title: str, sections: Iterable[Section], seconds: float,
                  preamble: str = "", errata: bool = True) -> Path:
     """Write ``out/report.md``: verdicts first, then one part per section with its checks, tables
-    and figures (linked relative to ``out``), then the errata."""
+    and figures (linked relative to ``out``), then the errata.
+
+    Parameters
+    ----------
+    out : str or Path
+        The command's folder.
+    title : str
+        The report's title.
+    sections : iterable of Section
+        Its sections.
+    seconds : float
+        Run time.
+    preamble : str
+        Text after the verdicts.
+    errata : bool
+        Append the errata.
+
+    Returns
+    -------
+    Path
+    """
     out = Path(out)
     sections = list(sections)
     ok = all(s.passed for s in sections)

@@ -45,6 +45,19 @@ def stream_seed(seed: int, stream: str, *extra: int) -> int:
     """A 63-bit integer seed for ``stream`` of master ``seed`` (plus optional integer ``extra`` keys).
 
     Suitable for ``torch.Generator.manual_seed`` and ``numpy.random.default_rng``.
+
+    Parameters
+    ----------
+    seed : int
+        The master seed.
+    stream : str
+        The stream's name (``init``, ``data``, ``defense``, ``attack_eval`` ...).
+    *extra : int
+        Further integer keys.
+
+    Returns
+    -------
+    int
     """
     if stream not in STREAMS:
         raise ValueError(f"stream: expected one of {sorted(STREAMS)}, got {stream!r}")
@@ -56,12 +69,42 @@ def stream_seed(seed: int, stream: str, *extra: int) -> int:
 
 
 def numpy_rng(seed: int, stream: str, *extra: int) -> np.random.Generator:
-    """``numpy.random.default_rng`` on the given stream."""
+    """``numpy.random.default_rng`` on the given stream.
+
+    Parameters
+    ----------
+    seed : int
+        The master seed.
+    stream : str
+        The stream's name.
+    *extra : int
+        Further integer keys.
+
+    Returns
+    -------
+    numpy.random.Generator
+    """
     return np.random.default_rng(stream_seed(seed, stream, *extra))
 
 
 def torch_generator(seed: int, stream: str, *extra: int, device="cpu"):
-    """A ``torch.Generator`` on ``device`` seeded from the given stream."""
+    """A ``torch.Generator`` on ``device`` seeded from the given stream.
+
+    Parameters
+    ----------
+    seed : int
+        The master seed.
+    stream : str
+        The stream's name.
+    *extra : int
+        Further integer keys.
+    device : str or torch.device
+        Device of the generator.
+
+    Returns
+    -------
+    torch.Generator
+    """
     import torch  # deferred: seeding is imported by torch-free modules
 
     return torch.Generator(device=device).manual_seed(stream_seed(seed, stream, *extra))

@@ -58,6 +58,13 @@ class StoreWarning(UserWarning):
 
 
 def package_version() -> str:
+    """The installed package's version (recorded in every record).
+
+    Returns
+    -------
+    str
+        The installed version, or ``unknown`` in a source tree.
+    """
     try:
         return version("inversion-limits")
     except PackageNotFoundError:  # not installed (running from a source tree)
@@ -66,7 +73,27 @@ def package_version() -> str:
 
 def make_record(config: Config, status: str, *, result=None, reason: str = "", seconds: float = 0.0,
                 device: str = "") -> Record:
-    """A :class:`~empirics.records.Record` for ``config`` (validated before it is returned)."""
+    """A :class:`~empirics.records.Record` for ``config`` (validated before it is returned).
+
+    Parameters
+    ----------
+    config : Config
+        The run.
+    status : {'ok', 'failed', 'error'}
+        Its outcome.
+    result : Result or dict, optional
+        Its result (validated against the kind's result class when ``ok``).
+    reason : str
+        Why it failed or raised.
+    seconds : float
+        Its run time.
+    device : str
+        Where it ran.
+
+    Returns
+    -------
+    Record
+    """
     res = result.to_dict() if hasattr(result, "to_dict") else dict(result or {})
     rec = Record(schema_version=SCHEMA_VERSION, key=config.key(), kind=config.kind, config=jsonable(config.to_dict()),
                  status=status, reason=str(reason), result=jsonable(res), seconds=float(seconds),

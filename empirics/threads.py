@@ -38,7 +38,12 @@ def _affinity() -> set[int]:
 
 
 def available_cores() -> int:
-    """Physical cores among the CPUs this process may run on (logical CPUs if unknown)."""
+    """Physical cores among the CPUs this process may run on (logical CPUs if unknown).
+
+    Returns
+    -------
+    int
+    """
     cpus = _affinity()
     try:
         text = open("/proc/cpuinfo").read()
@@ -64,7 +69,17 @@ def available_cores() -> int:
 
 def threads_for(share: int = 1) -> int:
     """Intra-op threads for one of ``share`` workers: ``OMP_NUM_THREADS`` or the physical cores,
-    divided by ``share`` (at least 1)."""
+    divided by ``share`` (at least 1).
+
+    Parameters
+    ----------
+    share : int
+        Workers sharing the cores.
+
+    Returns
+    -------
+    int
+    """
     if not isinstance(share, int) or share < 1:
         raise ValueError(f"share: expected a positive integer, got {share!r}")
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
@@ -78,6 +93,16 @@ def configure_threads(share: int = 1) -> int:
 
     numpy's OpenBLAS reads its thread count once, at import, so without the runtime limit two
     workers on two cores each spin two BLAS threads over the small matrices of the theory code.
+
+    Parameters
+    ----------
+    share : int
+        Workers sharing the cores.
+
+    Returns
+    -------
+    int
+        The threads set.
     """
     import torch  # deferred: threads is imported by the command line before it knows it needs torch
     n = threads_for(share)

@@ -80,7 +80,21 @@ class TrainResult:
 
 def make_optimizer(optimizer, params, lr: float):
     """``None``/``"adam"`` → Adam, ``"sgd"`` → SGD(momentum 0.9), an optimizer instance as is, or a
-    callable ``params -> optimizer``."""
+    callable ``params -> optimizer``.
+
+    Parameters
+    ----------
+    optimizer : None, str, torch.optim.Optimizer or callable
+        What to use.
+    params : iterable of torch.nn.Parameter
+        The parameters to optimise.
+    lr : float
+        Learning rate.
+
+    Returns
+    -------
+    torch.optim.Optimizer
+    """
     params = list(params)
     if optimizer is None or optimizer == "adam":
         return torch.optim.Adam(params, lr=lr)
@@ -99,6 +113,19 @@ def validate_model_data(model, data: ArrayDataset, *, name: str = "data") -> Non
     Raises ``ValueError`` for: a model that is not a :class:`SplitModel`; input shape differing
     from ``model.input_shape``; values outside [0, 1] when ``model.unit_range``; labels outside
     the head's output size; encoder/head dimension mismatch (found by a forward pass on one sample).
+
+    Parameters
+    ----------
+    model : SplitModel
+        The model.
+    data : ArrayDataset
+        Inputs (n, *model.input_shape) and labels (n,).
+    name : str
+        The argument's name in messages.
+
+    Returns
+    -------
+    None
     """
     if not isinstance(model, SplitModel):
         raise ValueError(f"model: expected an empirics.models.SplitModel, got {type(model).__name__}")
@@ -141,6 +168,26 @@ def evaluate(model: SplitModel, data, *, batch_size: int = 512, device=None, gen
 
     Stochastic defenses draw from ``generator`` (default: a fresh one seeded with ``seed``), so
     the result is reproducible.
+
+    Parameters
+    ----------
+    model : SplitModel
+        The model.
+    data : ArrayDataset, DataSplit or (x, y)
+        Inputs (n, *input_shape) and labels (n,).
+    batch_size : int
+        Inputs per forward pass.
+    device : str or torch.device, optional
+        Where (default: the model's).
+    generator : torch.Generator, optional
+        For stochastic defenses.
+    seed : int
+        Seed of the default generator.
+
+    Returns
+    -------
+    dict
+        ``{"accuracy": float, "loss": float}``.
     """
     data = as_dataset(data)
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
@@ -241,6 +288,8 @@ def train(model: SplitModel, data, *, epochs: int, batch_size: int = 128, lr: fl
         tqdm progress bar on stderr.
     eval_data : dataset, optional
         Evaluated after every epoch (``test_accuracy`` in the history).
+    weight_decay : float
+        The optimizer's weight decay (built-in optimizers only).
     callback : callable(epoch, record), optional
         Called after every epoch with the history record.
 

@@ -25,6 +25,16 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
     ``MODULE`` is a dotted module name importable from ``sys.path`` (the current directory is
     added) or a path to a ``.py`` file.  check-defense identifies the encoder by this spec and a
     content hash of that file (:func:`empirics.experiments.check_encoder.spec_hash`).
+
+    Parameters
+    ----------
+    spec : str
+        ``MODULE:FUNCTION`` (a module on ``sys.path``) or ``path/to/file.py:FUNCTION``.
+
+    Returns
+    -------
+    callable
+        The function (``ValueError``, one line, when it cannot be imported or is not callable).
     """
     if not isinstance(spec, str) or ":" not in spec:
         raise ValueError(f"encoder: expected MODULE:FUNCTION, got {spec!r}")

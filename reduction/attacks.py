@@ -138,6 +138,14 @@ def invert(net: ReductionNetwork, restarts: int = 8, steps: int = 300, method: s
     given in the formula's numbering, length n; ``net.lift(x)`` maps a result back to it);
     ``assignment`` is in the formula's numbering (length n), as are the unsatisfied counts.
 
+    Returns
+    -------
+    InversionResult
+        The best point (``x`` (d,)), its residual, every restart's end point (``xs`` (r, d)) and
+        residual, the rounding's assignment (n,) and unsatisfied counts.
+
+    Examples
+    --------
     >>> from reduction import build_network
     >>> net = build_network([[1, 2, 3], [-1, -2, 3]], B=2, form="compact")
     >>> r = invert(net, restarts=2, steps=50, method="lbfgsb", rng=np.random.default_rng(0))
@@ -201,6 +209,13 @@ def invert_one_layer_lp(W, b, y, bounds: tuple[float, float] | None = None) -> L
 
     ``success`` is False (not an exception) when y has no preimage.
 
+    Returns
+    -------
+    LPInversionResult
+        ``success``, ``x`` (n,) and ``max_abs_error`` of σ(Wx + b) − y.
+
+    Examples
+    --------
     >>> W = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]); b = np.zeros(3)
     >>> r = invert_one_layer_lp(W, b, np.maximum(W @ np.array([0.5, -0.25]) + b, 0))
     >>> r.success, r.max_abs_error < 1e-12

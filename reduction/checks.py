@@ -364,6 +364,13 @@ def check_soundness(cnf, B: int, xs, copies: int | None = None, opt: int | None 
     the module docstring), so ``passed=False`` means a coding error — a regression check, not
     evidence: no candidate, however found, can make a correct implementation fail.
 
+    Returns
+    -------
+    SoundnessResult
+        ``passed`` and, per candidate, the residual, the bound and the unsatisfied count.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> f = [[1, 2, 3], [-1, 2, 3], [1, -2, 3], [1, 2, -3]]
     >>> r = check_soundness(f, B=4, xs=np.array([[0.9, 0.95, 1.0], [-0.5, 0.2, 0.99]]))

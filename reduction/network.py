@@ -418,6 +418,11 @@ def build_network(cnf, B: int | None = None, copies: int | None = None, form: st
         Refuse (``ValueError``, before allocating) a network storing more than this many bytes;
         default :data:`MAX_NETWORK_BYTES`; ``None``: no limit.  See :func:`network_size`.
 
+    Returns
+    -------
+    ReductionNetwork
+        W₁ (m₁, d), b₁ (m₁,), W₂ (m₂, m₁) — sparse in the faithful form — and the target z (m₂,).
+
     Examples
     --------
     >>> net = build_network([[1, 2, 3], [-1, -2, 3]], B=2)

@@ -62,17 +62,35 @@ def rounding_gain_max(a=None, c=None):
 
 
 def binary_margin():
-    """Slack of Eq. (5) for binary x: (1/8 − 5/√B) − (1/12 + 1/(3600B²)) (printed: needs B ≥ 15000)."""
+    """Slack of Eq. (5) for binary x: (1/8 − 5/√B) − (1/12 + 1/(3600B²)) (printed: needs B ≥ 15000).
+
+    Returns
+    -------
+    sympy expression
+        In the positive symbol B.
+    """
     return sp.Rational(1, 8) - 5 / sp.sqrt(B) - sp.Rational(1, 12) - 1 / (3600 * B**2)
 
 
 def paper_margin():
-    """Printed argument's per-clause slack: (1/8 − 5/√B) − (1/12 + 1/(3600B²)) − 3/100."""
+    """Printed argument's per-clause slack: (1/8 − 5/√B) − (1/12 + 1/(3600B²)) − 3/100.
+
+    Returns
+    -------
+    sympy expression
+        In the positive symbol B.
+    """
     return binary_margin() - sp.Rational(3, 100)
 
 
 def sharp_margin():
-    """Slack with the corrected rounding bound: 1/8 − 5/√B − (1/12 + 1/(3600B²))/(1 − 3/(100B))."""
+    """Slack with the corrected rounding bound: 1/8 − 5/√B − (1/12 + 1/(3600B²))/(1 − 3/(100B)).
+
+    Returns
+    -------
+    sympy expression
+        In the positive symbol B.
+    """
     return sp.Rational(1, 8) - 5 / sp.sqrt(B) - (sp.Rational(1, 12) + 1 / (3600 * B**2)) / (1 - sp.Rational(3, 100) / B)
 
 
@@ -118,6 +136,13 @@ def margin_threshold(kind: str = "paper") -> tuple[sp.Expr, float]:
 def lipschitz_constant_check() -> bool:
     """√(200B² + 3B) ≤ 15B for every B ≥ 1, proved by sympy: 225B² − (200B² + 3B) = 22B² − 3B ≥ 0.
 
+    Returns
+    -------
+    bool
+        Whether sympy proves the inequality.
+
+    Examples
+    --------
     >>> lipschitz_constant_check()
     True
     """
@@ -127,7 +152,13 @@ def lipschitz_constant_check() -> bool:
 
 
 def symbolic_checks() -> list[dict]:
-    """All symbolic facts as rows (check, value, expected, passed) for the CLI report."""
+    """All symbolic facts as rows (check, value, expected, passed) for the CLI report.
+
+    Returns
+    -------
+    list of dict
+        One ``{check, value, expected, passed}`` per fact.
+    """
     g = rounding_gain_max()
     bp = margin_threshold("paper")[1]
     bs = margin_threshold("sharp")[1]

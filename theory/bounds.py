@@ -82,6 +82,11 @@ def mse_lower_bound(cond_entropy, dim, base=None) -> float:
     base : float, optional
         Base in which ``cond_entropy`` is expressed.
 
+    Returns
+    -------
+    float
+        The bound per dimension (``inf`` on overflow).
+
     Examples
     --------
     Equality case x ~ N(0, 1), z = x + N(0, 1/4): H(x|z) = ½ log(2πe · 0.2).
@@ -315,6 +320,8 @@ def mutual_information_upper_bounds(weights, means, covs, noise_cov, base=None, 
         Positive semidefinite, may be singular (e.g. from :func:`theory.affine_pushforward` with
         more outputs than inputs): only :math:`C_i` must be positive definite.
     noise_cov : (k, k) SPD (``structure="diag"``: diagonal, or its diagonal (k,))
+    base : float, optional
+        Logarithm base (nats by default).
     structure : {"full", "diag", "scaled"}
         Declared by the caller, never guessed: ``"full"`` -- ``covs`` (K, k, k);
         ``"diag"`` -- ``covs`` (K, k), the variances of diagonal :math:`\Sigma_i`, O(K² k);
@@ -322,6 +329,11 @@ def mutual_information_upper_bounds(weights, means, covs, noise_cov, base=None, 
         shared PSD :math:`\Sigma` (k, k) (tied covariances, or a spherical-component prior pushed
         through a linear encoder: :math:`s_i = \sigma_i^2`, :math:`\Sigma = AA^\top`): one
         eigendecomposition, then O(K² k).
+
+    Returns
+    -------
+    dict
+        ``{"huber", "kl", "maxent", "best"}`` → float (units of ``base``).
 
     Examples
     --------
@@ -381,6 +393,11 @@ def conditional_entropy_lower_bound(h_x, weights, means, covs, noise_cov, method
     method : {"huber", "kl", "maxent", "best"}
     structure : {"full", "diag", "scaled"}
         As in :func:`mutual_information_upper_bounds`.
+
+    Returns
+    -------
+    float
+        H(x) − U_method.
 
     Examples
     --------
@@ -569,6 +586,13 @@ def van_trees_mse(fisher_info, prior_fisher, matrix: bool = False) -> float:
         Expected Fisher information of the channel, :math:`E_x[I_F(x)]`.
     prior_fisher : array_like (d, d) or float
         Prior Fisher information :math:`J = E[\nabla\log p\,\nabla\log p^\top]`, or its trace.
+    matrix : bool
+        The matrix form (both arguments matrices).
+
+    Returns
+    -------
+    float
+        The bound per dimension.
 
     Examples
     --------

@@ -99,6 +99,11 @@ def linear_gaussian_posterior_cov(A, cov_x, cov_noise) -> np.ndarray:
     cov_x : array_like, shape (d, d), SPD prior covariance
     cov_noise : array_like, shape (k, k), SPD noise covariance
 
+    Returns
+    -------
+    numpy.ndarray, shape (d, d)
+        P (symmetric positive definite).
+
     Examples
     --------
     >>> linear_gaussian_posterior_cov(np.eye(2), np.eye(2), 0.25 * np.eye(2))
@@ -116,8 +121,16 @@ def linear_gaussian_posterior_mean(A, cov_x, cov_noise, z, mean_x=None) -> np.nd
 
     Parameters
     ----------
+    A : array_like, shape (k, d)
+        The channel matrix.
+    cov_x : array_like, shape (d, d)
+        Prior covariance (symmetric positive definite).
+    cov_noise : array_like, shape (k, k)
+        Noise covariance (symmetric positive definite).
     z : array_like, shape (N, k) or (k,)
+        Observations.
     mean_x : array_like, shape (d,), optional (zero when omitted)
+        Prior mean.
 
     Returns
     -------

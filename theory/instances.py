@@ -110,6 +110,13 @@ def small_mixture_channels() -> dict:
     (:func:`theory.mixture_mmse_importance_sampling`) is accurate; used by the tests and by
     ``benchmarks/verification_numbers.py``.
 
+    Returns
+    -------
+    dict
+        ``{name: (GaussianMixture, A (m, d), cov_noise (m, m))}``.
+
+    Examples
+    --------
     >>> sorted((name, g.dim, A.shape) for name, (g, A, cn) in small_mixture_channels().items())
     [('d1', 1, (1, 1)), ('d2', 2, (1, 2)), ('d3', 3, (2, 3))]
     """

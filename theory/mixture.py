@@ -366,6 +366,11 @@ def mixture_entropy_bounds(gmm: GaussianMixture, alphas=None, base=None, *, whic
         Compute only these (costs, K components, d dims: upper bounds O(K d³ + K² d²); lower
         bounds one d×d factorisation per pair of components).
 
+    Returns
+    -------
+    dict
+        The bounds asked for (floats, in units of ``base``).
+
     Examples
     --------
     A single Gaussian: the Huber, KL and Chernoff bounds equal its entropy log(2πe) in d = 2;

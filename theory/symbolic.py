@@ -61,6 +61,12 @@ def check_max_entropy_step() -> Verdict:
     = \tfrac12\log((2\pi e)^d|\Sigma|)` for a generic symmetric 2×2 Σ, which depends on q only
     through its covariance, hence h(q) = h(φ) − KL(q‖φ) ≤ h(φ).
 
+    Returns
+    -------
+    Verdict
+
+    Examples
+    --------
     >>> check_max_entropy_step().holds
     True
     """
@@ -94,6 +100,12 @@ def check_eigenvalue_am_gm() -> Verdict:
     Checks: log is concave (second derivative −1/λ² < 0, so Jensen gives the AM–GM inequality
     for every d); the d = 2 gap is the square (λ₁−λ₂)²/4; the d = 3 gap vanishes at λ₁=λ₂=λ₃.
 
+    Returns
+    -------
+    Verdict
+
+    Examples
+    --------
     >>> check_eigenvalue_am_gm().holds
     True
     """
@@ -117,6 +129,12 @@ def check_jensen_over_z() -> Verdict:
     Checks the two-point instance (½ log a + ½ log b ≤ log((a+b)/2) ⇔ ab ≤ ((a+b)/2)², gap a
     square) and that exponentiating Eq. 12 with E_z Tr Cov(x|z) = d·ξ gives Thm 1.
 
+    Returns
+    -------
+    Verdict
+
+    Examples
+    --------
     >>> check_jensen_over_z().holds
     True
     """
@@ -202,6 +220,11 @@ def check_thm2_is_huber(n_components: int = 3) -> Verdict:
 
 
 def check_all() -> list[Verdict]:
-    """Run every symbolic check; returns a list of :class:`Verdict`."""
+    """Run every symbolic check; returns a list of :class:`Verdict`.
+
+    Returns
+    -------
+    list of Verdict
+    """
     return [check_max_entropy_step(), check_eigenvalue_am_gm(), check_jensen_over_z(),
             check_equality_case(), check_thm2_is_huber()]

@@ -150,6 +150,12 @@ def register(cls: type[Defense]) -> type[Defense]:
 
 
 def available_defenses() -> list[str]:
+    """The registered defense names, sorted.
+
+    Returns
+    -------
+    list of str
+    """
     return sorted(_REGISTRY)
 
 

@@ -61,7 +61,24 @@ def _default_head(feats: torch.Tensor, num_classes: int, seed: int) -> nn.Module
 
 @torch.no_grad()
 def observe(model, x: torch.Tensor, *, seed: int, dev) -> torch.Tensor:
-    """One draw of the deployed observations of ``x`` (eval mode, the "attack_eval" stream), on the CPU."""
+    """One draw of the deployed observations of ``x`` (eval mode, the "attack_eval" stream), on the CPU.
+
+    Parameters
+    ----------
+    model : SplitModel
+        The deployed model.
+    x : torch.Tensor, shape (n, *input_shape)
+        Held-out inputs.
+    seed : int
+        The run's master seed.
+    dev : torch.device
+        Where the model runs.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, ...)
+        The observations (features as sent, noise included).
+    """
     model.eval()
     g = torch_generator(int(seed), "attack_eval", device=dev)
     return torch.cat([model.client_features(x[i:i + OBSERVE_BATCH].to(dev), training=False, generator=g).cpu()
@@ -69,7 +86,24 @@ def observe(model, x: torch.Tensor, *, seed: int, dev) -> torch.Tensor:
 
 
 def deploy(subject, cfg, ctx: RunContext, warnings: list):
-    """The split model as deployed (noise defense σ); trains encoder + head, or the head only."""
+    """The split model as deployed (noise defense σ); trains encoder + head, or the head only.
+
+    Parameters
+    ----------
+    subject : Subject
+        The encoder and data.
+    cfg : CheckDefenseConfig
+        The settings.
+    ctx : RunContext
+        Where and how it runs (device, progress, folders); not part of any identity.
+    warnings : list of str
+        Appended to.
+
+    Returns
+    -------
+    tuple of (SplitModel, float or None, torch.device)
+        The model, its held-out accuracy (None without a head) and its device.
+    """
     split = subject.split
     dev = resolve_device(ctx.device)
     enc = DeployedEncoder(subject.encoder, frozen=not cfg.train_encoder).to(dev)
@@ -104,7 +138,21 @@ WEAK_FRACTION = 0.5
 
 
 def noise_warnings(subject, cfg, warnings: list) -> float:
-    """Warnings on internal encoder noise; returns the internal noise s.d. counted as channel noise."""
+    """Warnings on internal encoder noise; returns the internal noise s.d. counted as channel noise.
+
+    Parameters
+    ----------
+    subject : Subject
+        The encoder and data.
+    cfg : CheckDefenseConfig
+        The settings.
+    warnings : list of str
+        Appended to.
+
+    Returns
+    -------
+    float
+    """
     sd, declared = subject.internal_sd, cfg.encoder_noise
     if sd > 0 and declared == 0:
         warnings.append(f"stochastic encoder: two eval-mode passes on the same inputs differ (internal noise s.d. "
@@ -139,7 +187,29 @@ def _image_metrics(x: torch.Tensor, xh: torch.Tensor) -> dict:
 
 
 def run_attacks(model, split, cfg, ctx: RunContext, obs, dev, warnings: list) -> list:
-    """Each attack fitted on the training split, then reconstructing from the same observations ``obs``."""
+    """Each attack fitted on the training split, then reconstructing from the same observations ``obs``.
+
+    Parameters
+    ----------
+    model : SplitModel
+        The deployed model.
+    split : DataSplit
+        The data (training split = the attacker's auxiliary data).
+    cfg : CheckDefenseConfig
+        The settings (its attacks).
+    ctx : RunContext
+        Where and how it runs (device, progress, folders); not part of any identity.
+    obs : torch.Tensor, shape (n, ...)
+        The observations of the held-out inputs (:func:`observe`).
+    dev : torch.device
+        Where the model runs.
+    warnings : list of str
+        Appended to (a failed attack).
+
+    Returns
+    -------
+    list of AttackRun
+    """
     runs = []
     x = split.test.x
     for spec in cfg.attacks:

@@ -90,7 +90,18 @@ def _check_tensor(out, x) -> None:
 
 
 def spec_hash(spec: str) -> str:
-    """Content hash of the module file a ``MODULE:FUNCTION`` spec names (imported already)."""
+    """Content hash of the module file a ``MODULE:FUNCTION`` spec names (imported already).
+
+    Parameters
+    ----------
+    spec : str
+        ``MODULE:FUNCTION`` or ``path/to/file.py:FUNCTION``.
+
+    Returns
+    -------
+    str
+        16 hex digits.
+    """
     mod = spec.rpartition(":")[0]
     if mod.endswith(".py") or "/" in mod:
         return file_hash(mod)
@@ -105,7 +116,20 @@ def spec_hash(spec: str) -> str:
 
 def module_hash(module: nn.Module, factory=None) -> str:
     """Content hash of a module object: structure, the source of its non-torch classes (and of the
-    factory that built it), and every tensor of its state."""
+    factory that built it), and every tensor of its state.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The encoder object.
+    factory : callable, optional
+        The factory that made it (its source is hashed too).
+
+    Returns
+    -------
+    str
+        16 hex digits.
+    """
     h = hashlib.sha256(repr(module).encode())
     sources = [factory] if factory is not None else []
     sources += [type(m) for m in module.modules() if not type(m).__module__.startswith("torch.")]
@@ -121,7 +145,19 @@ def module_hash(module: nn.Module, factory=None) -> str:
 
 
 def build_encoder(obj, *, seed: int) -> nn.Module:
-    """The module of a factory (called under the run's "init" stream) or the module itself."""
+    """The module of a factory (called under the run's "init" stream) or the module itself.
+
+    Parameters
+    ----------
+    obj : callable or torch.nn.Module
+        A zero-argument factory or the module.
+    seed : int
+        The run's master seed.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
     if isinstance(obj, nn.Module):
         return obj
     if not callable(obj):
@@ -140,7 +176,22 @@ def build_encoder(obj, *, seed: int) -> nn.Module:
 @torch.no_grad()
 def validate_output(enc: nn.Module, x: torch.Tensor, *, seed: int) -> float:
     """Check the encoder's output on a batch ``x`` (eval mode); returns the internal noise s.d.
-    estimated from two passes over ``x`` (0 for a deterministic encoder).  Materialises lazy layers."""
+    estimated from two passes over ``x`` (0 for a deterministic encoder).  Materialises lazy layers.
+
+    Parameters
+    ----------
+    enc : torch.nn.Module
+        The encoder.
+    x : torch.Tensor, shape (n, *input_shape)
+        A batch of inputs.
+    seed : int
+        The run's master seed.
+
+    Returns
+    -------
+    float
+        0 for a deterministic encoder.
+    """
     was = enc.training
     enc.eval()
     p = next(enc.parameters(), None)
@@ -170,7 +221,17 @@ def validate_output(enc: nn.Module, x: torch.Tensor, *, seed: int) -> float:
 
 def internal_noise_sd(a: torch.Tensor, b: torch.Tensor) -> float:
     """s.d. of internal Gaussian noise from two passes on the same inputs (a − b ~ N(0, 2σₑ²)); 0 when
-    they agree to :data:`STOCHASTIC_RTOL` of the output's magnitude."""
+    they agree to :data:`STOCHASTIC_RTOL` of the output's magnitude.
+
+    Parameters
+    ----------
+    a, b : torch.Tensor, shape (n, ...)
+        Two eval-mode outputs on the same inputs.
+
+    Returns
+    -------
+    float
+    """
     diff = (a.double() - b.double()).reshape(-1)
     scale = float(a.abs().max()) or 1.0
     if float(diff.abs().max()) <= STOCHASTIC_RTOL * scale:
@@ -179,7 +240,19 @@ def internal_noise_sd(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def load_weights(enc: nn.Module, path) -> None:
-    """Load a state_dict from ``path`` (``torch.load(weights_only=True)``) into ``enc`` (strict)."""
+    """Load a state_dict from ``path`` (``torch.load(weights_only=True)``) into ``enc`` (strict).
+
+    Parameters
+    ----------
+    enc : torch.nn.Module
+        The encoder.
+    path : str or Path
+        The state_dict file.
+
+    Returns
+    -------
+    None
+    """
     p = Path(path)
     if not p.is_file():
         raise EncoderError(f"--weights: no such file: {p}")

@@ -43,7 +43,19 @@ class RunContext:
 
 
 def load_split(cfg: TrainConfig, ctx: RunContext):
-    """The data split a training configuration names (checked against its fingerprint)."""
+    """The data split a training configuration names (checked against its fingerprint).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The training configuration.
+    ctx : RunContext
+        Where and how it runs (device, progress, folders); not part of any identity.
+
+    Returns
+    -------
+    DataSplit
+    """
     split = registry.load_dataset(cfg.dataset, seed=cfg.data_seed, root=ctx.data_root)
     if cfg.data_fingerprint is not None:
         got = registry.fingerprint(split)
@@ -54,7 +66,19 @@ def load_split(cfg: TrainConfig, ctx: RunContext):
 
 
 def build_model(cfg: TrainConfig, split):
-    """The untrained split model of ``cfg`` (weights from the seed's "init" stream)."""
+    """The untrained split model of ``cfg`` (weights from the seed's "init" stream).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The training configuration.
+    split : DataSplit or namespace
+        Its ``input_shape`` and ``num_classes``.
+
+    Returns
+    -------
+    SplitModel
+    """
     from ..models import make_model  # deferred: torch
     kw: dict = {"bottleneck": cfg.bottleneck}
     if cfg.preset == "synthetic":
@@ -78,7 +102,20 @@ class TrainedModel:
 
 
 def train_model(cfg: TrainConfig, ctx: RunContext) -> TrainedModel:
-    """Train ``cfg``'s model; a diverged or near-chance model is returned with ``failed`` set."""
+    """Train ``cfg``'s model; a diverged or near-chance model is returned with ``failed`` set.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The training configuration.
+    ctx : RunContext
+        Where and how it runs (device, progress, folders); not part of any identity.
+
+    Returns
+    -------
+    TrainedModel
+        The model, its split, accuracy, chance, test size, history and ``failed`` (the reason, or "").
+    """
     from ..training import evaluate, train  # deferred: torch
     split = load_split(cfg, ctx)
     model = build_model(cfg, split)
@@ -99,6 +136,19 @@ def train_model(cfg: TrainConfig, ctx: RunContext) -> TrainedModel:
 
 
 def subset(ds, n):
+    """The first ``n`` items of a dataset (all of them when it has fewer).
+
+    Parameters
+    ----------
+    ds : ArrayDataset
+        A dataset.
+    n : int
+        How many of its first items.
+
+    Returns
+    -------
+    ArrayDataset
+    """
     from ..data import ArrayDataset  # deferred: torch
     n = min(n, len(ds))
     return ArrayDataset(ds.x[:n], ds.y[:n], name=getattr(ds, "name", "data"))
@@ -106,7 +156,28 @@ def subset(ds, n):
 
 def attack_model(model, split, spec: AttackSpec, *, seed: int, ctx: RunContext, eval_train: bool = True) -> dict:
     """Fit attack ``spec`` on the training split (the attacker's auxiliary data) and score it on
-    held-out inputs (``test``) and, with ``eval_train``, on as many training inputs (``train``)."""
+    held-out inputs (``test``) and, with ``eval_train``, on as many training inputs (``train``).
+
+    Parameters
+    ----------
+    model : SplitModel
+        The trained model.
+    split : DataSplit
+        Its data.
+    spec : AttackSpec
+        The attack.
+    seed : int
+        The run's master seed.
+    ctx : RunContext
+        Where and how it runs (device, progress, folders); not part of any identity.
+    eval_train : bool
+        Also score training inputs.
+
+    Returns
+    -------
+    dict
+        ``{"test": {mse, mse_stderr, psnr?, ssim?, n}[, "train": {...}]}``.
+    """
     att = spec.build()
     att.fit(model, split.train, seed=seed, device=ctx.device, progress=ctx.progress)
     out = {"test": att.evaluate(model, split.test, seed=seed)}

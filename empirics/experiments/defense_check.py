@@ -101,7 +101,25 @@ def _load_data(dataset, seed: int, n_train: int, n_test: int):
 
 def prepare_subject(encoder, *, dataset, weights=None, seed: int = 0, n_train: int = PRIOR_N_TRAIN,
                     n_test: int = PRIOR_N_TEST) -> Subject:
-    """Build (or take) the encoder, validate it, load ``weights``; load the data."""
+    """Build (or take) the encoder, validate it, load ``weights``; load the data.
+
+    Parameters
+    ----------
+    encoder : str, callable or torch.nn.Module
+        As for :func:`check_defense`.
+    dataset : str, theory.GaussianMixture or DataSplit
+        As for :func:`check_defense`.
+    weights : str or Path, optional
+        A state_dict to load.
+    seed : int
+        The run's master seed.
+    n_train, n_test : int
+        Samples drawn from a Gaussian-mixture ``dataset``.
+
+    Returns
+    -------
+    Subject
+    """
     split, prior, ds_name, ds_hash = _load_data(dataset, seed, n_train, n_test)
     if isinstance(encoder, str):
         obj, label, h = load_factory(encoder), encoder, spec_hash(encoder)
@@ -148,7 +166,33 @@ def _attack_specs(attacks, attack_epochs: int, opt_steps: int) -> tuple:
 def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_encoder=None, head=True, epochs=15,
                          attacks=(), fisher_samples=256, k_per_class=3, n_mc=N_MC, n_train=PRIOR_N_TRAIN,
                          n_test=PRIOR_N_TEST, seed=0) -> CheckDefenseConfig:
-    """The configuration (identity) of checking ``subject`` with these settings."""
+    """The configuration (identity) of checking ``subject`` with these settings.
+
+    Parameters
+    ----------
+    subject : Subject
+        What is checked.
+    noise, encoder_noise : float
+        Channel noise σ and the declared internal noise.
+    train_encoder : bool, optional
+        Default: train a factory's encoder; check a module instance or loaded weights as given.
+    head : bool
+        Train a head.
+    epochs : int
+        Training epochs.
+    attacks : tuple of AttackSpec
+        The attacks.
+    fisher_samples, k_per_class, n_mc : int
+        Sizes of the Fisher estimate, the mixture fit and the Monte-Carlo draws.
+    n_train, n_test : int
+        Samples of a Gaussian-mixture prior.
+    seed : int
+        Master seed.
+
+    Returns
+    -------
+    CheckDefenseConfig
+    """
     if train_encoder is None:  # a factory trains; a module instance or loaded weights are checked as given
         train_encoder = subject.weights is None and not subject.given_module
     train_encoder = bool(train_encoder) and subject.trainable
@@ -165,7 +209,21 @@ def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_en
 # ----------------------------------------------------------------------------- the run
 
 def run_check(subject: Subject, cfg: CheckDefenseConfig, ctx: RunContext) -> CheckDefenseResult:
-    """Deploy, attack, bound and judge ``subject`` under ``cfg`` (the runner of kind "check-defense")."""
+    """Deploy, attack, bound and judge ``subject`` under ``cfg`` (the runner of kind "check-defense").
+
+    Parameters
+    ----------
+    subject : Subject
+        What is checked.
+    cfg : CheckDefenseConfig
+        The settings.
+    ctx : RunContext
+        Where and how it runs (device, progress, folders); not part of any identity.
+
+    Returns
+    -------
+    CheckDefenseResult
+    """
     warnings: list[str] = []
     flags = [p.requires_grad for p in subject.encoder.parameters()]
     try:
@@ -200,6 +258,17 @@ def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encod
 
     With ``out``, the record goes to ``out/records/<key>.json`` and an ``ok`` record of the same
     configuration found there is reused (``reuse=False`` reruns).
+
+    Parameters
+    ----------
+    encoder, dataset, noise, encoder_noise, weights, train_encoder, head, out, epochs, attack_epochs,
+    attacks, seed, device, k_per_class, progress, opt_steps, fisher_samples, n_mc, n_train, n_test, reuse
+        As for :func:`check_defense`.
+
+    Returns
+    -------
+    Record
+        Status ``ok``; its ``result`` is the :class:`CheckDefenseResult` as plain data.
     """
     check_sigma(noise, "noise", positive=True)
     check_sigma(encoder_noise, "encoder_noise", positive=False)

@@ -23,7 +23,17 @@ __all__ = ["Outcome", "execute", "execute_all", "device_name"]
 
 
 def device_name(device) -> str:
-    """The device a run used, as the record states it (``cpu``, ``cuda:0`` ...)."""
+    """The device a run used, as the record states it (``cpu``, ``cuda:0`` ...).
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``auto``, ``cpu``, ``cuda:N`` ...
+
+    Returns
+    -------
+    str
+    """
     from ..device import resolve_device  # deferred: torch
     try:
         return str(resolve_device(device))
@@ -37,6 +47,23 @@ def execute(config: Config, store: RecordStore | None, ctx: RunContext | None = 
 
     ``on_error="raise"`` (default) propagates exceptions (bad input stays a ``ValueError``);
     ``"record"`` stores an ``error`` record with the exception and returns it (sweeps go on).
+
+    Parameters
+    ----------
+    config : Config
+        The run.
+    store : RecordStore, optional
+        Where records are read and written (None: run, do not store).
+    ctx : RunContext, optional
+        Where and how it runs (device, progress, folders); not part of any identity.
+    on_error : {'raise', 'record'}
+        Propagate an exception, or store it as an ``error`` record.
+    reuse : bool
+        Reuse a final record of the same key.
+
+    Returns
+    -------
+    Record
     """
     ctx = ctx or RunContext()
     if store is not None and reuse:
@@ -74,7 +101,26 @@ def execute(config: Config, store: RecordStore | None, ctx: RunContext | None = 
 
 def execute_all(configs, store: RecordStore | None, ctx: RunContext | None = None, *, desc: str = "runs",
                 on_error: str = "raise") -> list[Record]:
-    """:func:`execute` each configuration in order (each key once); one record per configuration."""
+    """:func:`execute` each configuration in order (each key once); one record per configuration.
+
+    Parameters
+    ----------
+    configs : iterable of Config
+        The runs.
+    store : RecordStore, optional
+        Where records are read and written.
+    ctx : RunContext, optional
+        Where and how it runs (device, progress, folders); not part of any identity.
+    desc : str
+        Progress-bar label.
+    on_error : {'raise', 'record'}
+        As for :func:`execute`.
+
+    Returns
+    -------
+    list of Record
+        One per configuration, in order.
+    """
     ctx = ctx or RunContext()
     if store is not None:
         store.scan()  # validate every stored entry first: invalid ones anywhere are quarantined, named

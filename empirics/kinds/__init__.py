@@ -20,3 +20,5 @@ dataset-attack      ``invlimits attack --dataset``: a trained model, attacks, tr
 check-defense       ``invlimits check-defense``: a user's encoder held to every bound
 ==================  =========================================================================
 """
+
+__all__: list[str] = []  # each kind is its own module; empirics.records.kinds() lists them

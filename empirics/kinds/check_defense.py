@@ -42,7 +42,17 @@ N_MC = 20000
 
 
 def file_hash(path) -> str:
-    """sha256 (first 16 hex digits) of a file's bytes."""
+    """sha256 (first 16 hex digits) of a file's bytes.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    str
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -149,7 +159,19 @@ COMPARISONS_NOTE = ("attack MSE − bound, its standard error (paired over the s
 
 def check_section(rec, title: str) -> Section:
     """The check-defense section of a record: the verdict, one check per comparison with a rigorous
-    bound, the attacks, bounds, comparisons and warnings."""
+    bound, the attacks, bounds, comparisons and warnings.
+
+    Parameters
+    ----------
+    rec : Record
+        A check-defense record.
+    title : str
+        The section's title.
+
+    Returns
+    -------
+    Section
+    """
     res = rec.result
     sec = Section("check-defense", title,
                   description="Every attack against every finite bound, each a one-sided test (family-wise α = "

@@ -86,7 +86,19 @@ def _truncation(model, split, cfg, ctx):
 
 
 def run_dataset_attack(cfg: DatasetAttackConfig, ctx: RunContext) -> Outcome:
-    """Train; attack held-out inputs with each attack (first reconstructions kept); truncation."""
+    """Train; attack held-out inputs with each attack (first reconstructions kept); truncation.
+
+    Parameters
+    ----------
+    cfg : DatasetAttackConfig
+        The run.
+    ctx : RunContext
+        Where and how it runs (device, progress, folders); not part of any identity.
+
+    Returns
+    -------
+    Outcome
+    """
     tm = train_model(cfg.train, ctx)
     if tm.failed:
         return Outcome("failed", {"accuracy": tm.accuracy, "chance": tm.chance}, tm.failed)

@@ -101,7 +101,35 @@ def defense_table_cells(*, dataset: str = "digits", baselines: Sequence[str] | N
                         seeds: Sequence[int] = (0, 1, 2), lam: float = 0.05, epochs: int = 20,
                         attack_epochs: int = 30, attacks: Sequence[str] = ("decoder",), k_per_class: int = 3,
                         batch_size: int = 64, lr: float = 1e-3, eval_train: bool = True) -> list[DefenseTableConfig]:
-    """One configuration per (seed, baseline, without / with CEM at ``lam``)."""
+    """One configuration per (seed, baseline, without / with CEM at ``lam``).
+
+    Parameters
+    ----------
+    dataset : str
+        A registered dataset.
+    baselines : sequence of str, optional
+        Names of :data:`BASELINES` (default: all).
+    seeds : sequence of int
+        Master seeds.
+    lam : float
+        CEM's weight in the cells with CEM.
+    epochs, attack_epochs : int
+        Training epochs of the model and of the trained attacks.
+    attacks : sequence of str
+        Attacks of every cell.
+    k_per_class : int
+        CEM's components per class.
+    batch_size : int
+        Training batch size.
+    lr : float
+        Learning rate.
+    eval_train : bool
+        Also attack training inputs.
+
+    Returns
+    -------
+    list of DefenseTableConfig
+    """
     names = list(baselines or BASELINES)
     for n in names:
         if n not in BASELINES:
@@ -151,7 +179,23 @@ def _diff_ci(a, b, level=0.95):
 def summarise_defense_table(records, names=None, attacks=("decoder",)) -> dict:
     """Rows (mean and 95 % CI half-width over the seeds that trained) per (baseline, cem), and a
     tested verdict per baseline.  ``records``: :class:`~empirics.records.Record` objects of
-    ``defense-table`` cells (or plain dicts with ``baseline``, ``cem``, ``status`` and metrics)."""
+    ``defense-table`` cells (or plain dicts with ``baseline``, ``cem``, ``status`` and metrics).
+
+    Parameters
+    ----------
+    records : sequence of Record
+        Records of this kind (those with status ``error`` are left out by the callers).
+        Or plain dicts (``baseline``, ``cem``, ``status`` and metrics).
+    names : sequence of str, optional
+        Baselines, in table order (default: as they come).
+    attacks : sequence of str
+        The attacks of the cells.
+
+    Returns
+    -------
+    dict
+        ``rows``, ``verdicts``, ``compared``, ``failed``, ``cem_helps_count``.
+    """
     cells = []
     for r in records:
         if hasattr(r, "config"):
@@ -219,7 +263,23 @@ VERDICT_NOTE = (
 
 def defense_table_section(records, *, key: str, title: str, names=None, attacks=("decoder",)) -> Section:
     """The Table 1 section of ``records``: the table, the tested verdicts and the failed models
-    (``invlimits defenses --experiment defense-table`` and the sweep collector)."""
+    (``invlimits defenses --experiment defense-table`` and the sweep collector).
+
+    Parameters
+    ----------
+    records : sequence of Record
+        Records of this kind (those with status ``error`` are left out by the callers).
+    key, title : str
+        The section's key and title.
+    names : sequence of str, optional
+        Baselines in table order.
+    attacks : sequence of str
+        The attacks of the cells.
+
+    Returns
+    -------
+    Section
+    """
     summ = summarise_defense_table(records, names, attacks)
     helps = summ["cem_helps_count"]
     sec = Section(key, title, records=list(records),
@@ -254,7 +314,19 @@ def group(config: dict) -> str:
 
 
 def table_sections(records, out=None) -> list[Section]:
-    """One Table 1 per group and CEM λ (the cells without CEM belong to every λ of their group)."""
+    """One Table 1 per group and CEM λ (the cells without CEM belong to every λ of their group).
+
+    Parameters
+    ----------
+    records : sequence of Record
+        Records of this kind (those with status ``error`` are left out by the callers).
+    out : Path, optional
+        The output folder (unused: the table has no figure).
+
+    Returns
+    -------
+    list of Section
+    """
     parts = []
     for sig, recs in group_records(records, group).items():
         lams = sorted({r.config["lam"] for r in recs if r.config["cem"]}) or [None]

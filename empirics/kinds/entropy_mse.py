@@ -105,7 +105,35 @@ def entropy_vs_mse_cells(*, dataset: str = "digits", sigmas: Sequence[float] = S
                          lams: Sequence[float] = (0.0,), seeds: Sequence[int] = (0,), epochs: int = 20,
                          attack_epochs: int = 30, k_per_class: int = 3, covariance: str = "full", h_x: float = 0.0,
                          batch_size: int = 64, lr: float = 1e-3, data_fingerprint=None) -> list[EntropyMseConfig]:
-    """One configuration per (seed, λ, σ)."""
+    """One configuration per (seed, λ, σ).
+
+    Parameters
+    ----------
+    dataset : str
+        A registered dataset.
+    sigmas, lams : sequence of float
+        Noise levels σ (> 0) and CEM weights λ (0 = none).
+    seeds : sequence of int
+        Master seeds.
+    epochs, attack_epochs : int
+        Training epochs of the model and of the decoder attack.
+    k_per_class : int
+        Components per class (CEM and the H(x|z) estimate).
+    covariance : {'full', 'diag'}
+        Covariance type of both.
+    h_x : float
+        The H(x) that H(x|z) is relative to.
+    batch_size : int
+        Training batch size.
+    lr : float
+        Learning rate.
+    data_fingerprint : str, optional
+        Content hash of an in-memory or local dataset.
+
+    Returns
+    -------
+    list of EntropyMseConfig
+    """
     cells = []
     for seed in seeds:
         for lam in lams:
@@ -137,7 +165,21 @@ def run_cell(cfg: EntropyMseConfig, ctx: RunContext) -> Outcome:
 
 
 def summarise_entropy_vs_mse(records, d: int | None = None) -> dict:
-    """Fit and rank statistics over the ``ok`` records; failed ones are counted, not used."""
+    """Fit and rank statistics over the ``ok`` records; failed ones are counted, not used.
+
+    Parameters
+    ----------
+    records : sequence of Record
+        Records of this kind (those with status ``error`` are left out by the callers).
+    d : int, optional
+        Input dimension (default: the records').
+
+    Returns
+    -------
+    dict
+        ``n_models``, ``n_cells``, ``n_failed``, ``failed``, ``d``, ``two_over_d``, ``records`` (rows) and,
+        with ≥ 3 models, ``spearman``, ``fit``, ``two_over_d_in_ci``.
+    """
     ok = [r for r in records if r.status == "ok"]
     rows = [{**r.result, "sigma": r.config["sigma"], "lam": r.config["lam"], "seed": r.config["train"]["seed"],
              "key": r.key} for r in ok]
@@ -160,7 +202,32 @@ def entropy_vs_mse(out, *, dataset: str = "digits", sigmas: Sequence[float] = (0
                    lams: Sequence[float] = (16.0,), seed: int = 0, epochs: int = 20, attack_epochs: int = 30,
                    k_per_class: int = 3, covariance: str = "full", h_x: float = 0.0, device: str = "cpu",
                    progress: bool = True, store=None) -> dict:
-    """Run (or reuse from ``out/records``) every cell for one seed and summarise (library entry point)."""
+    """Run (or reuse from ``out/records``) every cell for one seed and summarise (library entry point).
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder whose ``records/`` holds the cells.
+    dataset : str or DataSplit
+        A registered name, or your own split (registered under its name, identified by its content).
+    sigmas, lams : sequence of float
+        Noise levels and CEM weights.
+    seed : int
+        Master seed.
+    epochs, attack_epochs, k_per_class, covariance, h_x
+        As for :func:`entropy_vs_mse_cells`.
+    device : str
+        Torch device.
+    progress : bool
+        Progress bars.
+    store : RecordStore, optional
+        Instead of ``out/records``.
+
+    Returns
+    -------
+    dict
+        :func:`summarise_entropy_vs_mse`'s summary plus ``record_list``.
+    """
     fp = None
     if not isinstance(dataset, str):  # a DataSplit: registered under its name, identified by content
         dataset, fp = registry.register_split(dataset), registry.fingerprint(dataset)
@@ -178,6 +245,17 @@ def plot_entropy_vs_mse(summary, path=None):
     """Scatter of relative H(x|z) against the decoder MSE with the fit and Thm 1's slope.
 
     Returns the matplotlib Figure (saved to ``path`` when given); the global backend is not touched.
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`summarise_entropy_vs_mse`'s output.
+    path : str or Path, optional
+        Where to save the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     from matplotlib.figure import Figure  # deferred: plotting only
     recs = summary["records"]
@@ -222,7 +300,23 @@ FIT_TABLE = "fit of log MSE on H(x|z): slope vs Theorem 1's 2/d, Spearman ρ"
 def entropy_section(records, *, key: str, title: str, figure=None, spearman_check: float | None = None) -> Section:
     """The Fig. 3 section of ``records``: the models, the fit and its figure (``figure`` path), and —
     with ``spearman_check`` — the check ρ(H, MSE) ≥ that value (``invlimits defenses``; the sweep
-    collector tabulates ρ without judging it)."""
+    collector tabulates ρ without judging it).
+
+    Parameters
+    ----------
+    records : sequence of Record
+        Records of this kind (those with status ``error`` are left out by the callers).
+    key, title : str
+        The section's key and title.
+    figure : Path, optional
+        Where the figure goes.
+    spearman_check : float, optional
+        The ρ a check requires.
+
+    Returns
+    -------
+    Section
+    """
     summ = summarise_entropy_vs_mse(records)
     sec = Section(key, title, records=list(records))
     sec.description = (f"{summ['n_models']} of {summ['n_cells']} recorded models trained; "

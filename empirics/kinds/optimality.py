@@ -74,7 +74,21 @@ class OptimalityResult(Result):
 def optimality_cells(attacks, *, n_aux: int, n_test: int, epochs: int, opt_steps: int, seed: int,
                      sigmas_linear=(0.2, 0.5, 1.0), sigmas_nonlinear=(0.1, 0.3)) -> dict:
     """``{(attack, setting name): OptimalityConfig}``; only the settings an attack uses are part of
-    its identity (no epochs for the optimization attack, no steps for the trained ones)."""
+    its identity (no epochs for the optimization attack, no steps for the trained ones).
+
+    Parameters
+    ----------
+    attacks : sequence of str
+        Attack names.
+    n_aux, n_test, epochs, opt_steps, seed : int
+        Sizes, attack budgets and the master seed.
+    sigmas_linear, sigmas_nonlinear : sequence of float
+        Noise levels of the two kinds of setting.
+
+    Returns
+    -------
+    dict
+    """
     settings = [("linear", s) for s in sigmas_linear] + [("nonlinear", s) for s in sigmas_nonlinear]
     out = {}
     for kind, s in settings:
@@ -98,7 +112,19 @@ TABLE_NOTE = ("Per-dimension MSE ± s.e. over test inputs. Nonlinear MMSE: error
 
 def optimality_checks(sec: Section, results) -> None:
     """One family of one-sided tests: every attack ≥ the Bayes MSE (paired), the decoder ≤ 1.05 ×
-    Bayes in the linear settings (paired), the MMSE ≥ Theorem 1's bound."""
+    Bayes in the linear settings (paired), the MMSE ≥ Theorem 1's bound.
+
+    Parameters
+    ----------
+    sec : Section
+        Gets one check row per comparison.
+    results : sequence of OptimalityResult
+        The benchmark's results.
+
+    Returns
+    -------
+    None
+    """
     pairs, labels = [], []
     for r in results:
         pairs.append(dict(value=r.mse, bound=r.bayes_mse, paired_stderr=r.diff_stderr))
@@ -119,7 +145,17 @@ def optimality_checks(sec: Section, results) -> None:
 
 
 def optimality_table(results) -> list[dict]:
-    """The table rows (one per attack and setting)."""
+    """The table rows (one per attack and setting).
+
+    Parameters
+    ----------
+    results : sequence of OptimalityResult
+        The benchmark's results.
+
+    Returns
+    -------
+    list of dict
+    """
     return [{"attack": r.attack, "setting": r.setting, "mse": r.mse, "mse_stderr": r.mse_stderr, "mmse": r.mmse,
              "mmse_stderr": r.mmse_stderr, "ratio": r.ratio, "bayes_mse": r.bayes_mse,
              "ratio_to_bayes": r.mse / r.bayes_mse, "diff_stderr": r.diff_stderr, "thm1_bound": r.thm1_bound,
@@ -127,7 +163,20 @@ def optimality_table(results) -> list[dict]:
 
 
 def plot_optimality(path, rows: list[dict]) -> str:
-    """Grouped bars: attack MSE / exact MMSE per setting (1 = Bayes-optimal)."""
+    """Grouped bars: attack MSE / exact MMSE per setting (1 = Bayes-optimal).
+
+    Parameters
+    ----------
+    path : str or Path
+        The figure file.
+    rows : list of dict
+        :func:`optimality_table`'s rows.
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
     from matplotlib.figure import Figure  # deferred: plotting only
 
     path = Path(path)

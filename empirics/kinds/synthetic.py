@@ -80,11 +80,40 @@ class SyntheticResult(Result):
 
 
 def synthetic_cells(*, sigmas: Sequence[float] = (0.1, 0.3, 1.0), seeds: Sequence[int] = (0,), **kw) -> list[SyntheticConfig]:
+    """One :class:`SyntheticConfig` per (seed, σ).
+
+    Parameters
+    ----------
+    sigmas : sequence of float
+        Noise levels.
+    seeds : sequence of int
+        Master seeds.
+    **kw
+        Other fields of :class:`SyntheticConfig` (``d``, ``k``, ``epochs``, ``mc`` ...).
+
+    Returns
+    -------
+    list of SyntheticConfig
+    """
     return [SyntheticConfig(sigma=float(s), seed=int(seed), **kw) for seed in seeds for s in sigmas]
 
 
 def linear_split_model(d: int, k_feat: int, num_classes: int, seed: int, sigma: float):
-    """SplitModel ``Linear(d, k_feat, bias=False)`` + MLP head + noise σ (weights from the seed's init stream)."""
+    """SplitModel ``Linear(d, k_feat, bias=False)`` + MLP head + noise σ (weights from the seed's init stream).
+
+    Parameters
+    ----------
+    d, k_feat, num_classes : int
+        Input, feature and class counts.
+    seed : int
+        Master seed.
+    sigma : float
+        Noise σ.
+
+    Returns
+    -------
+    SplitModel
+    """
     import torch  # deferred: torch, as the three below (this module is read without it)
     from torch import nn
 
@@ -149,7 +178,29 @@ def run_cell(cfg: SyntheticConfig, ctx: RunContext) -> Outcome:
 
 def synthetic_bounds(out, *, sigmas=(0.1, 0.3, 1.0), seed: int = 0, device="cpu", progress: bool = False,
                      store=None, **kw) -> dict:
-    """Run (or reuse) one cell per σ; returns ``{"records": [Record, ...]}``."""
+    """Run (or reuse) one cell per σ; returns ``{"records": [Record, ...]}``.
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder whose ``records/`` holds the cells.
+    sigmas : sequence of float
+        Noise levels.
+    seed : int
+        Master seed.
+    device : str
+        Torch device.
+    progress : bool
+        Progress bars.
+    store : RecordStore, optional
+        Instead of ``out/records``.
+    **kw
+        Other fields of :class:`SyntheticConfig`.
+
+    Returns
+    -------
+    dict
+    """
     store = store or RecordStore(Path(out) / "records")
     recs = execute_all(synthetic_cells(sigmas=sigmas, seeds=(seed,), **kw), store,
                        RunContext(device=device, progress=progress), desc="synthetic_bounds")
@@ -157,7 +208,17 @@ def synthetic_bounds(out, *, sigmas=(0.1, 0.3, 1.0), seed: int = 0, device="cpu"
 
 
 def synthetic_rows(summary) -> list[dict]:
-    """One row per (σ, bound, estimator): the bound and the measured MSE, each with its s.e."""
+    """One row per (σ, bound, estimator): the bound and the measured MSE, each with its s.e.
+
+    Parameters
+    ----------
+    summary : dict
+        ``{"records": [Record, ...]}``.
+
+    Returns
+    -------
+    list of dict
+    """
     rows = []
     for r in summary["records"]:
         if r.status != "ok":
@@ -175,7 +236,19 @@ def synthetic_rows(summary) -> list[dict]:
 
 def plot_synthetic_bounds(summary, path=None):
     """Known mixture, linear encoder: attack MSEs, the Bayes estimator and the exact MMSE (± 2 s.e.)
-    against σ, with the Thm 1 + Thm 2 (huber / kl / maxent) bounds below them.  Returns the Figure."""
+    against σ, with the Thm 1 + Thm 2 (huber / kl / maxent) bounds below them.  Returns the Figure.
+
+    Parameters
+    ----------
+    summary : dict
+        ``{"records": [Record, ...]}``.
+    path : str or Path, optional
+        Where to save the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     from matplotlib.figure import Figure  # deferred: plotting only
 
     recs = sorted([r for r in summary["records"] if r.status == "ok"], key=lambda r: r.config["sigma"])
@@ -219,7 +292,19 @@ SYNTHETIC_NOTE = (
 
 
 def synthetic_checks(sec: Section, records) -> None:
-    """Every rigorous bound against every estimator: one-sided tests, family-wise α = 0.001."""
+    """Every rigorous bound against every estimator: one-sided tests, family-wise α = 0.001.
+
+    Parameters
+    ----------
+    sec : Section
+        Gets one check row per comparison.
+    records : sequence of Record
+        ``synthetic-bounds`` records.
+
+    Returns
+    -------
+    None
+    """
     pairs, labels = [], []
     for r in records:
         if r.status != "ok":
@@ -239,7 +324,23 @@ def synthetic_checks(sec: Section, records) -> None:
 
 
 def synthetic_table(sec: Section, records, name: str, figure=None) -> None:
-    """The bound-vs-estimator table of ``records`` (and the figure, when a path is given)."""
+    """The bound-vs-estimator table of ``records`` (and the figure, when a path is given).
+
+    Parameters
+    ----------
+    sec : Section
+        Gets the table (and figure).
+    records : sequence of Record
+        ``synthetic-bounds`` records.
+    name : str
+        The table's name.
+    figure : Path, optional
+        The figure file.
+
+    Returns
+    -------
+    None
+    """
     summ = {"records": list(records)}
     sec.tables[name] = [{**r, "rigorous": "yes" if r["rigorous"] else "no"} for r in synthetic_rows(summ)]
     sec.table_notes[name] = SYNTHETIC_NOTE

@@ -43,7 +43,19 @@ class TrainRunResult(Result):
 
 
 def run_train(cfg: TrainRunConfig, ctx: RunContext) -> Outcome:
-    """Train ``cfg.train``; a near-chance or diverged model is a ``failed`` outcome."""
+    """Train ``cfg.train``; a near-chance or diverged model is a ``failed`` outcome.
+
+    Parameters
+    ----------
+    cfg : TrainRunConfig
+        The run.
+    ctx : RunContext
+        Where and how it runs (device, progress, folders); not part of any identity.
+
+    Returns
+    -------
+    Outcome
+    """
     tm = train_model(cfg.train, ctx)
     res = TrainRunResult(accuracy=tm.accuracy, chance=tm.chance, n_test=tm.n_test, history=tm.history,
                          resumed_from_epoch=tm.resumed_from_epoch)

@@ -29,14 +29,36 @@ __all__ = ["TrainAttackConfig", "TrainAttackResult", "run_train_attack", "attack
 
 def attack_spec(name: str, attack_epochs: int) -> AttackSpec:
     """The attack of a cell: trained attacks for ``attack_epochs`` epochs; the optimization
-    attack for ``max(50, 10·attack_epochs)`` gradient steps."""
+    attack for ``max(50, 10·attack_epochs)`` gradient steps.
+
+    Parameters
+    ----------
+    name : str
+        An attack name.
+    attack_epochs : int
+        The cell's attack budget.
+
+    Returns
+    -------
+    AttackSpec
+    """
     if name == "optimization":
         return AttackSpec.parse(name, steps=max(50, 10 * int(attack_epochs)))
     return AttackSpec.parse(name, epochs=int(attack_epochs))
 
 
 def short_defense(d: DefenseSpec) -> str:
-    """``noise:sigma=0.1``; CEM by its weight (and objective when not the paper's)."""
+    """``noise:sigma=0.1``; CEM by its weight (and objective when not the paper's).
+
+    Parameters
+    ----------
+    d : DefenseSpec
+        A defense.
+
+    Returns
+    -------
+    str
+    """
     p = dict(d.params)
     if d.name == "cem":
         return f"cem:lam={p.get('lam'):g}" + (f",objective={p['objective']}" if p.get("objective") not in
@@ -74,7 +96,19 @@ class TrainAttackResult(Result):
 
 
 def run_train_attack(cfg: TrainAttackConfig, ctx: RunContext) -> Outcome:
-    """Train; unless the model failed, run every attack (its seed = the cell's seed)."""
+    """Train; unless the model failed, run every attack (its seed = the cell's seed).
+
+    Parameters
+    ----------
+    cfg : TrainAttackConfig
+        The run (also a ``defense-table`` cell).
+    ctx : RunContext
+        Where and how it runs (device, progress, folders); not part of any identity.
+
+    Returns
+    -------
+    Outcome
+    """
     tm = train_model(cfg.train, ctx)
     attacks = {}
     if not tm.failed:
@@ -116,7 +150,19 @@ def group(config: dict) -> str:
 
 def train_sections(records, out=None) -> list[Section]:
     """One row per setting: mean and 95 % t-interval over the seeds that trained of the accuracy and
-    of every attack's metrics on every split."""
+    of every attack's metrics on every split.
+
+    Parameters
+    ----------
+    records : sequence of Record
+        Records of this kind (those with status ``error`` are left out by the callers).
+    out : Path, optional
+        The output folder (unused: the table has no figure).
+
+    Returns
+    -------
+    list of Section
+    """
     rows, recs_all = [], []
     for sig, recs in group_records(records, group).items():
         recs_all += recs

@@ -46,6 +46,7 @@ PSNR_THRESHOLD = {True: 24.21, False: 26.53}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The subcommand's options (argparse)."""
     p.add_argument("--benchmark", choices=["optimality", "none"], default=None,
                    help="optimality: attacks vs exact MMSE on synthetic mixtures (default when no --dataset)")
     p.add_argument("--dataset", choices=names("attack"), default=None,
@@ -198,6 +199,7 @@ def _dataset(args) -> tuple[Section, dict]:
 
 
 def run(args):
+    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
     bench = args.benchmark
     if bench is None:
         bench = "optimality" if args.dataset is None else "none"

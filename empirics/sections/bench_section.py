@@ -36,6 +36,8 @@ import time
 from ..results import Section
 from ..seeding import torch_generator
 
+__all__ = ["add_arguments", "verify_args", "run"]
+
 torch = F = None  # bound by _import_torch() when the benchmark runs: building the CLI parser stays torch-free
 
 
@@ -51,6 +53,7 @@ TARGET = 1.15
 
 
 def add_arguments(p):
+    """The subcommand's options (argparse)."""
     p.add_argument("--steps", type=int, default=5, help="timed training steps per configuration (median; >= 5)")
     p.add_argument("--cem-steps", type=int, default=48, help="steps over which CEM's per-step extras are averaged")
     p.add_argument("--n-features", type=int, default=N_FEATURES, help="feature vectors of the per-epoch estimate")
@@ -65,6 +68,7 @@ def add_arguments(p):
 
 
 def verify_args(ns):
+    """Adapt the options for ``invlimits verify``."""
     ns.quick = True
 
 
@@ -111,6 +115,7 @@ def _synthetic_features(n, d, classes, gen, dev):
 
 
 def run(args):
+    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
     _import_torch()
     from ..defenses import CEM  # deferred: torch, as the three below
     from ..device import resolve_device  # deferred: torch

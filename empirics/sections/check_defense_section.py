@@ -24,11 +24,14 @@ from pathlib import Path
 from ..kinds.check_defense import N_MC, check_section
 from ..registry import names
 
+__all__ = ["add_arguments", "run"]
+
 #: settings of --quick: (epochs, attack epochs, optimization steps, Fisher samples, Monte-Carlo draws)
 QUICK = {"epochs": 3, "attack_epochs": 3, "opt_steps": 30, "fisher_samples": 64, "n_mc": 5000}
 
 
 def add_arguments(p):
+    """The subcommand's options (argparse)."""
     p.add_argument("encoder", metavar="MODULE:FUNCTION",
                    help="encoder factory, e.g. mypkg.models:make_encoder or path/to/file.py:make_encoder")
     p.add_argument("--dataset", default="digits", choices=names("check-defense", aliases=True), help="data to check on")
@@ -75,6 +78,7 @@ def _plot(res, path):
 
 
 def run(args):
+    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
     from ..experiments.defense_check import check_defense_record  # deferred: torch (the parser imports this module)
     kw = dict(QUICK) if args.quick else {"epochs": args.epochs, "attack_epochs": args.attack_epochs,
                                          "n_mc": args.n_mc}

@@ -34,11 +34,14 @@ from ..registry import DATASET_ATTACKS, names
 from ..results import Section
 from ..store import RecordStore
 
+__all__ = ["add_arguments", "run"]
+
 #: the --sigmas default (the Fig. 3 noise levels; the synthetic experiment has its own)
 DEFAULT_SIGMAS = ",".join(f"{s:g}" for s in SIGMAS)
 
 
 def add_arguments(p):
+    """The subcommand's options (argparse)."""
     p.add_argument("--experiment", default="verify",
                    choices=["verify", "entropy-vs-mse", "defense-table", "synthetic"],
                    help="which experiment (default: the fast verify battery)")
@@ -215,6 +218,7 @@ def _defense_table(args, quick):
 
 
 def run(args):
+    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
     _check_sizes(args)
     exp = getattr(args, "experiment", "verify")
     if exp == "verify":

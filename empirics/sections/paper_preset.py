@@ -24,6 +24,8 @@ from ..results import Section
 from ..specs import AttackSpec, DefenseSpec, TrainConfig
 from ..store import RecordStore
 
+__all__ = ["paper_cells", "run_models", "run"]
+
 
 def _missing(args) -> list[str]:
     import torch  # deferred: torch (the parser of every command imports this module)
@@ -94,6 +96,7 @@ def run_models(data, out, *, epochs: int = 240, attack_epochs: int = 50, lam: fl
 
 
 def run(args):
+    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
     miss = _missing(args)
     if miss:
         raise ValueError("--preset paper needs: " + "; ".join(miss))

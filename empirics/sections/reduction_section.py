@@ -42,11 +42,14 @@ import reduction as R
 
 from ..results import Section
 
+__all__ = ["add_arguments", "verify_args", "run"]
+
 COLUMNS = ["instance", "n", "m", "B", "SAT?", "opt", "attack_unsat", "attack_res", "oracle_res", "bound",
            "margin", "pass"]
 
 
 def add_arguments(parser) -> None:
+    """The subcommand's options (argparse)."""
     parser.add_argument("--dimacs", type=Path, action="append", default=None, metavar="FILE",
                         help="check this DIMACS CNF file instead of the seeded batch (repeatable)")
     parser.add_argument("--B", type=int, default=None, dest="bound_B",
@@ -195,6 +198,7 @@ def _figure(rows, out: Path) -> str:
 
 
 def run(args):
+    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
     from reduction.symbolic import symbolic_checks  # deferred: sympy, for these checks only
 
     for name in ("restarts", "steps", "pgd_every"):

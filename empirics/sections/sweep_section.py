@@ -35,6 +35,7 @@ EXECUTORS = ("local", "ray", "slurm")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The subcommand's options (argparse)."""
     p.add_argument("spec", type=Path, help="sweep spec (TOML): [sweep] experiment, [grid], [settings], [resources]")
     p.add_argument("--executor", default="local", help="local (process pool), ray or slurm (submitit job array)")
     p.add_argument("--workers", type=int, default=None,
@@ -214,6 +215,7 @@ def _execute(spec, cells, records, args, ex: str) -> tuple[Section, dict]:
 
 def run(args):
 
+    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
     ex = _check_args(args)
     spec = load_spec(args.spec)
     running = not (args.status or args.collect or args.dry_run)

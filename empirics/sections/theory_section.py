@@ -33,10 +33,13 @@ import theory
 
 from ..results import Section
 
+__all__ = ["add_arguments", "verify_args", "run"]
+
 K_SE = 5.0  # tolerance of Monte-Carlo checks in standard errors (see module docstring)
 
 
 def add_arguments(parser) -> None:
+    """The subcommand's options (argparse)."""
     parser.add_argument("--n-mc", type=int, default=None,
                         help="Monte-Carlo sample size per estimate (default 20000; 4000 with --quick)")
     parser.add_argument("--n-channels", type=int, default=None,
@@ -271,6 +274,7 @@ def _figure(rows, out: Path) -> str:
 
 
 def run(args):
+    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
     t0 = time.perf_counter()
     quick = bool(getattr(args, "quick", False))
     n = args.n_mc if getattr(args, "n_mc", None) else (4000 if quick else 20000)

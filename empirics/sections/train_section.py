@@ -31,6 +31,7 @@ __all__ = ["add_arguments", "run", "parse_defense"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The subcommand's options (argparse)."""
     p.add_argument("--dataset", choices=registry.names("train", aliases=True), default="digits", help="training data")
     p.add_argument("--preset", default=None,
                    help="model preset (default: the dataset's own; vgg11_bn or resnet20 for cifar10)")
@@ -69,6 +70,7 @@ def _config(args):
 
 
 def run(args):
+    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
     cfg = _config(args)
     ckpt = args.checkpoint or Path(args.out) / "checkpoint.pt"
     store = RecordStore(Path(args.out) / "records")

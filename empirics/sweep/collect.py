@@ -22,13 +22,37 @@ __all__ = ["status_rows", "collect_sections", "group_signature", "group_records"
 
 
 def group_signature(exp: str, config: dict) -> str:
-    """The part of a cell's configuration that its table does *not* summarise over (as JSON)."""
+    """The part of a cell's configuration that its table does *not* summarise over (as JSON).
+
+    Parameters
+    ----------
+    exp : str
+        The sweep's experiment.
+    config : dict
+        A cell's configuration.
+
+    Returns
+    -------
+    str
+    """
     kind = experiments()[exp]
     return kind.group(config) if kind.group is not None else json.dumps(config, sort_keys=True)
 
 
 def group_records(records, group) -> dict:
-    """``{signature: [records]}`` of the records that exist and did not raise (grid order kept)."""
+    """``{signature: [records]}`` of the records that exist and did not raise (grid order kept).
+
+    Parameters
+    ----------
+    records : sequence of Record or None
+        The records (None: not run yet).
+    group : callable
+        ``config dict -> signature``.
+
+    Returns
+    -------
+    dict
+    """
     groups: dict = {}
     for r in records:
         if r is None or r.status == "error":
@@ -38,7 +62,19 @@ def group_records(records, group) -> dict:
 
 
 def describe(config: dict, *extra: str) -> str:
-    """A group's title from its signature's training settings (and ``extra`` words)."""
+    """A group's title from its signature's training settings (and ``extra`` words).
+
+    Parameters
+    ----------
+    config : dict
+        A group's signature, parsed (with its ``train``).
+    *extra : str
+        Words appended (empty ones skipped).
+
+    Returns
+    -------
+    str
+    """
     t = config["train"]
     bits = [t["dataset"], f"{t['epochs']} epochs", f"lr {t['lr']:g}", f"batch {t['batch_size']}"]
     if t.get("optimizer") != "adam":
@@ -47,12 +83,34 @@ def describe(config: dict, *extra: str) -> str:
 
 
 def slug(i: int, n: int) -> str:
-    """Suffix of the i-th of n groups' section keys and figure names ("" when there is one)."""
+    """Suffix of the i-th of n groups' section keys and figure names ("" when there is one).
+
+    Parameters
+    ----------
+    i, n : int
+        The group's index and the number of groups.
+
+    Returns
+    -------
+    str
+    """
     return "" if n == 1 else f"_{i + 1}"
 
 
 def status_rows(cells, records) -> list[dict]:
-    """One row per cell: key, label, status (``missing`` without a record), reason, seconds."""
+    """One row per cell: key, label, status (``missing`` without a record), reason, seconds.
+
+    Parameters
+    ----------
+    cells : sequence of Cell
+        The spec's cells.
+    records : sequence of Record or None
+        Aligned with ``cells``.
+
+    Returns
+    -------
+    list of dict
+    """
     rows = []
     for c, r in zip(cells, records):
         rows.append({"key": c.key, "cell": c.label(), "status": r.status if r else "missing",
@@ -62,7 +120,23 @@ def status_rows(cells, records) -> list[dict]:
 
 
 def collect_sections(spec, cells, records, out) -> list[Section]:
-    """The experiment's sections from the records that exist (``records`` aligned with ``cells``)."""
+    """The experiment's sections from the records that exist (``records`` aligned with ``cells``).
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        The spec.
+    cells : sequence of Cell
+        Its cells.
+    records : sequence of Record or None
+        Aligned with ``cells``.
+    out : str or Path
+        Where figures go.
+
+    Returns
+    -------
+    list of Section
+    """
     if not any(r is not None and r.status != "error" for r in records):
         return []
     kind = experiments()[spec.experiment]

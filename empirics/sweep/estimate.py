@@ -32,7 +32,19 @@ KNOWN_SIZES = {"cifar10": ((3, 32, 32), 10, 50_000), "mnist": ((1, 28, 28), 10, 
 
 
 def dataset_shape(name: str, data_root=None):
-    """``(input_shape, num_classes, n_train)`` of a dataset (embedded ones are loaded, they are small)."""
+    """``(input_shape, num_classes, n_train)`` of a dataset (embedded ones are loaded, they are small).
+
+    Parameters
+    ----------
+    name : str
+        A registered dataset.
+    data_root : str or Path, optional
+        Folder of a dataset read from local files.
+
+    Returns
+    -------
+    tuple of (tuple of int, int, int)
+    """
     s = registry.spec(name)
     if s.needs_root and data_root is None:
         return KNOWN_SIZES[s.name]
@@ -41,7 +53,25 @@ def dataset_shape(name: str, data_root=None):
 
 
 def time_training_step(train_cfg, shape, num_classes: int, *, device="auto", steps: int = 3) -> float:
-    """Median seconds of one training step of ``train_cfg``'s model on random inputs (see module doc)."""
+    """Median seconds of one training step of ``train_cfg``'s model on random inputs (see module doc).
+
+    Parameters
+    ----------
+    train_cfg : TrainConfig
+        The model's configuration.
+    shape : tuple of int
+        One input's shape.
+    num_classes : int
+        Classes.
+    device : str
+        Torch device.
+    steps : int
+        Timed steps.
+
+    Returns
+    -------
+    float
+    """
     import torch  # deferred: torch (the sweep parser and --status import this module)
     import torch.nn.functional as F
 
@@ -69,7 +99,23 @@ def time_training_step(train_cfg, shape, num_classes: int, *, device="auto", ste
 
 
 def estimate_hours(cells, *, device="auto", data_root=None, steps: int = 3) -> tuple[list[float], dict]:
-    """Per-cell estimated device-hours (training only) and what they are based on."""
+    """Per-cell estimated device-hours (training only) and what they are based on.
+
+    Parameters
+    ----------
+    cells : sequence of Cell
+        The spec's cells.
+    device : str
+        Torch device timed on.
+    data_root : str or Path, optional
+        Folder of datasets read from local files.
+    steps : int
+        Timed steps per model.
+
+    Returns
+    -------
+    tuple of (list of float, dict)
+    """
     from ..device import resolve_device  # deferred: torch
     per_model: dict = {}
     shapes: dict = {}

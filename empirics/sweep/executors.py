@@ -72,7 +72,23 @@ class Tally:
 
 def run_local(tasks: list[dict], *, workers: int, tally: Tally, gpus: list[str] | None = None) -> None:
     """Run ``tasks`` on a pool of ``workers`` processes; every finished cell goes to ``tally``.
-    ``gpus``: each worker's ``CUDA_VISIBLE_DEVICES`` (see :func:`empirics.sweep.worker.gpu_groups`)."""
+    ``gpus``: each worker's ``CUDA_VISIBLE_DEVICES`` (see :func:`empirics.sweep.worker.gpu_groups`).
+
+    Parameters
+    ----------
+    tasks : list of dict
+        The cells' tasks (:func:`empirics.sweep.worker.make_task`).
+    workers : int
+        Processes.
+    tally : Tally
+        Counts and progress lines.
+    gpus : list of str, optional
+        Each worker's ``CUDA_VISIBLE_DEVICES``.
+
+    Returns
+    -------
+    None
+    """
     if not tasks:
         return
     ctx = multiprocessing.get_context("spawn")
@@ -113,7 +129,18 @@ def _stop(pool) -> None:
 # ----------------------------------------------------------------------------- ray
 
 def check_ray(address: str | None) -> None:
-    """Ray is installed and, when ``address`` is HOST:PORT, something listens there (3 s timeout)."""
+    """Ray is installed and, when ``address`` is HOST:PORT, something listens there (3 s timeout).
+
+    Parameters
+    ----------
+    address : str, optional
+        ``auto``, ``HOST:PORT`` or None.
+
+    Returns
+    -------
+    None
+        ``ValueError`` when Ray is missing or nothing listens.
+    """
     try:
         import ray  # noqa: F401  (deferred: an optional extra, loaded only for --executor ray)
     except ImportError:
@@ -133,7 +160,28 @@ def check_ray(address: str | None) -> None:
 
 def run_ray(tasks: list[dict], *, address: str | None, num_cpus: float, num_gpus: float, workers: int | None,
             records: Path, tally: Tally) -> dict:
-    """One Ray task per cell on the cluster at ``address`` (a local one when None)."""
+    """One Ray task per cell on the cluster at ``address`` (a local one when None).
+
+    Parameters
+    ----------
+    tasks : list of dict
+        The cells' tasks.
+    address : str, optional
+        The cluster (None: start a local one).
+    num_cpus, num_gpus : float
+        Resources of each task.
+    workers : int, optional
+        CPUs of a local cluster.
+    records : Path
+        The store's folder.
+    tally : Tally
+        Counts and progress lines.
+
+    Returns
+    -------
+    dict
+        What the cluster was.
+    """
     import ray  # deferred: an optional extra, loaded only for --executor ray
 
     if not tasks:
@@ -181,7 +229,17 @@ def run_ray(tasks: list[dict], *, address: str | None, num_cpus: float, num_gpus
 # ----------------------------------------------------------------------------- slurm
 
 def parse_minutes(s) -> int:
-    """``--time``: minutes (``90``) or ``[D-]HH:MM[:SS]`` → whole minutes (rounded up)."""
+    """``--time``: minutes (``90``) or ``[D-]HH:MM[:SS]`` → whole minutes (rounded up).
+
+    Parameters
+    ----------
+    s : str or int
+        The ``--time`` value.
+
+    Returns
+    -------
+    int
+    """
     s = str(s).strip()
     try:
         days = 0
@@ -204,7 +262,17 @@ def parse_minutes(s) -> int:
 
 
 def check_slurm(cluster: str) -> None:
-    """submitit is installed and, for a real cluster, ``sbatch`` is on PATH."""
+    """submitit is installed and, for a real cluster, ``sbatch`` is on PATH.
+
+    Parameters
+    ----------
+    cluster : {'slurm', 'local'}
+        A real cluster, or submitit's local executor.
+
+    Returns
+    -------
+    None
+    """
     if cluster == "slurm" and shutil.which("sbatch") is None:
         raise ValueError("--executor slurm: sbatch not found on PATH (run on a SLURM login node, or use "
                          "--executor local or ray)")
@@ -219,7 +287,17 @@ def _state_path(out: Path) -> Path:
 
 
 def slurm_jobs(out: Path) -> dict:
-    """The submissions recorded in ``OUT/sweep/slurm.json`` (``{}`` if none)."""
+    """The submissions recorded in ``OUT/sweep/slurm.json`` (``{}`` if none).
+
+    Parameters
+    ----------
+    out : Path
+        The sweep's folder.
+
+    Returns
+    -------
+    dict
+    """
     p = _state_path(out)
     if not p.is_file():
         return {}
@@ -253,7 +331,19 @@ def _pid_alive(pid) -> bool:
 
 def job_states(state: dict, keys) -> dict:
     """``key -> job state`` for the given cells' last submitted jobs (SLURM: sacct via submitit;
-    local: whether the job's process is alive)."""
+    local: whether the job's process is alive).
+
+    Parameters
+    ----------
+    state : dict
+        :func:`slurm_jobs`'s record.
+    keys : iterable of str
+        Cell keys.
+
+    Returns
+    -------
+    dict
+    """
     out = {}
     folder = state.get("folder")
     for k in keys:
@@ -274,7 +364,33 @@ def job_states(state: dict, keys) -> dict:
 def submit_slurm(tasks: list[dict], *, out: Path, cluster: str, name: str, num_cpus: float, gpus: int,
                  partition: str | None, time_min: int, array_parallelism: int) -> dict:
     """Submit one array task per cell (cells whose previous job is still queued or running are
-    skipped); returns the submission record also written to ``OUT/sweep/slurm.json``."""
+    skipped); returns the submission record also written to ``OUT/sweep/slurm.json``.
+
+    Parameters
+    ----------
+    tasks : list of dict
+        The cells' tasks.
+    out : Path
+        The sweep's folder.
+    cluster : {'slurm', 'local'}
+        Where.
+    name : str
+        The job name.
+    num_cpus : float
+        CPUs per task.
+    gpus : int
+        GPUs per task.
+    partition : str, optional
+        SLURM partition.
+    time_min : int
+        Time limit per task, minutes.
+    array_parallelism : int
+        Tasks running at once.
+
+    Returns
+    -------
+    dict
+    """
     import submitit  # deferred: an optional extra, loaded only for SLURM sweeps
 
     from .slurm_job import CellJob  # deferred: it imports submitit

@@ -47,6 +47,10 @@ def param(help: str, default: Any = dataclasses.MISSING, *, axis: tuple | None =
         A list that may not be empty.
     settings_only : bool
         A table: only in ``[settings]``, never an axis.
+
+    Returns
+    -------
+    dataclasses.Field
     """
     meta = {"help": help, "axis": axis, "minimum": minimum, "positive": positive, "nonneg": nonneg,
             "choices": choices, "nonempty": nonempty, "settings_only": settings_only}
@@ -58,7 +62,19 @@ def param(help: str, default: Any = dataclasses.MISSING, *, axis: tuple | None =
 
 def field_type(cls, name: str) -> str:
     """The spec type of a field: ``str``, ``int``, ``float``, ``bool``, ``strs`` / ``strs0`` (a
-    list of names, non-empty or not) or ``table`` — from its annotation (``Optional`` unwrapped)."""
+    list of names, non-empty or not) or ``table`` — from its annotation (``Optional`` unwrapped).
+
+    Parameters
+    ----------
+    cls : type
+        A sweep dataclass.
+    name : str
+        One of its fields.
+
+    Returns
+    -------
+    str
+    """
     tp = typing.get_type_hints(cls)[name]
     if typing.get_origin(tp) is typing.Union:
         tp = next(a for a in typing.get_args(tp) if a is not type(None))

@@ -50,12 +50,22 @@ __all__ = ["experiments", "params", "SweepSpec", "load_spec", "parse_spec", "exp
            "datasets"]
 
 def experiments() -> dict[str, Kind]:
-    """``{experiment name: Kind}`` of every kind a sweep can run (those with sweep parameters)."""
+    """``{experiment name: Kind}`` of every kind a sweep can run (those with sweep parameters).
+
+    Returns
+    -------
+    dict
+    """
     return {k.experiment: k for k in kinds().values() if k.sweep is not None}
 
 
 def params() -> dict[str, tuple[str, set, str]]:
-    """The parameter table: name → (type, experiments that take it, help), from the kinds' sweep fields."""
+    """The parameter table: name → (type, experiments that take it, help), from the kinds' sweep fields.
+
+    Returns
+    -------
+    dict
+    """
     out: dict[str, tuple[str, set, str]] = {}
     for exp, k in experiments().items():
         for f in dataclasses.fields(k.sweep):
@@ -117,7 +127,17 @@ def _toml_loads(text: str) -> dict:
 
 
 def load_spec(path) -> SweepSpec:
-    """Read and validate a spec file (``ValueError`` naming the file and the key on any problem)."""
+    """Read and validate a spec file (``ValueError`` naming the file and the key on any problem).
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file.
+
+    Returns
+    -------
+    SweepSpec
+    """
     p = Path(path)
     try:
         text = p.read_text()
@@ -193,7 +213,19 @@ def _check_range(meta: dict, tp: str, value, where: str, names_where: str | None
 
 
 def parse_spec(data: dict, where: str = "spec") -> SweepSpec:
-    """Validate a spec already read into a dict (see the module docstring for its form)."""
+    """Validate a spec already read into a dict (see the module docstring for its form).
+
+    Parameters
+    ----------
+    data : dict
+        The TOML document.
+    where : str
+        Its name in messages.
+
+    Returns
+    -------
+    SweepSpec
+    """
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a TOML document")
     for t in data:
@@ -266,7 +298,17 @@ def _values(d: dict, k: str) -> list:
 # ----------------------------------------------------------------------------- cells
 
 def combinations(spec: SweepSpec) -> list[dict]:
-    """Every combination of the grid's axes (in the order the spec lists them), as dicts."""
+    """Every combination of the grid's axes (in the order the spec lists them), as dicts.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        The spec.
+
+    Returns
+    -------
+    list of dict
+    """
     names = list(spec.grid)
     return [dict(zip(names, vals)) for vals in itertools.product(*(spec.grid[n] for n in names))]
 
@@ -277,6 +319,17 @@ def expand(spec: SweepSpec, *, fingerprints: dict | None = None) -> list[Cell]:
     ``fingerprints``: dataset name → content hash, for datasets read from local files (the hash is
     part of every such cell's identity, as for ``invlimits train``).  Invalid combinations are a
     ``ValueError`` naming the combination.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        The spec.
+    fingerprints : dict, optional
+        Dataset name → content hash.
+
+    Returns
+    -------
+    list of Cell
     """
     fingerprints = fingerprints or {}
     sweep = experiments()[spec.experiment].sweep
@@ -302,7 +355,17 @@ def expand(spec: SweepSpec, *, fingerprints: dict | None = None) -> list[Cell]:
 
 
 def datasets(spec: SweepSpec) -> list[str]:
-    """Dataset names the spec's cells use (canonical names)."""
+    """Dataset names the spec's cells use (canonical names).
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        The spec.
+
+    Returns
+    -------
+    list of str
+    """
     vals = _values(spec.grid, "dataset") or _values(spec.settings, "dataset")
     if not vals:
         vals = [_field(spec.experiment, "dataset").default]

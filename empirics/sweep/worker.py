@@ -36,7 +36,28 @@ __all__ = ["make_task", "run_cell", "init_worker", "gpu_groups"]
 
 
 def make_task(cell, out, *, threads: int, device: str = "auto", data_root=None, keep_checkpoints: bool = False) -> dict:
-    """The plain-data task of ``cell`` for a sweep writing into ``out``."""
+    """The plain-data task of ``cell`` for a sweep writing into ``out``.
+
+    Parameters
+    ----------
+    cell : Cell
+        The cell.
+    out : Path
+        The sweep's folder.
+    threads : int
+        Torch threads of the worker.
+    device : str
+        Torch device.
+    data_root : str or Path, optional
+        Folder of datasets read from local files.
+    keep_checkpoints : bool
+        Keep a finished cell's checkpoint.
+
+    Returns
+    -------
+    dict
+        JSON-plain: it travels to Ray and SLURM workers.
+    """
     out = Path(out).resolve()
     return {"config": cell.config.to_dict(), "key": cell.key, "label": cell.label(), "records": str(out / "records"),
             "checkpoints": str(out / "checkpoints"), "events": str(out / "sweep" / "events"), "threads": int(threads),
@@ -57,7 +78,17 @@ def _event(task: dict, **kw) -> None:
 
 
 def run_cell(task: dict) -> dict:
-    """Run (or reuse) one cell; returns ``{key, status, reason, seconds, ran, record}``."""
+    """Run (or reuse) one cell; returns ``{key, status, reason, seconds, ran, record}``.
+
+    Parameters
+    ----------
+    task : dict
+        :func:`make_task`'s task.
+
+    Returns
+    -------
+    dict
+    """
     cfg = config_from_dict(task["config"])
     if cfg.key() != task["key"]:
         raise ValueError(f"cell {task['key']}: this worker computes key {cfg.key()} for the same configuration "
@@ -84,6 +115,21 @@ def gpu_groups(devices: list[str], per_worker: int, workers: int) -> list[str]:
     """``CUDA_VISIBLE_DEVICES`` of each local worker: disjoint groups of ``per_worker`` of the
     ``devices`` (ids as the driver sees them), reused round-robin when workers outnumber groups.
 
+    Parameters
+    ----------
+    devices : list of str
+        Visible device ids.
+    per_worker : int
+        Devices each worker takes.
+    workers : int
+        Workers.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
     >>> gpu_groups(["0", "1", "2", "3"], 2, 2)
     ['0,1', '2,3']
     >>> gpu_groups(["5"], 1, 3)
@@ -100,6 +146,17 @@ def init_worker(driver_pid: int | None = None, gpu_queue=None) -> None:
 
     The driver handles SIGINT (it stops the pool and reports); a worker that outlived a killed
     driver would otherwise go on computing cells nobody waits for, racing a rerun.
+
+    Parameters
+    ----------
+    driver_pid : int, optional
+        The driver's process id.
+    gpu_queue : multiprocessing queue, optional
+        Hands each worker its ``CUDA_VISIBLE_DEVICES``.
+
+    Returns
+    -------
+    None
     """
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
