@@ -51,3 +51,10 @@ def test_docs_errata_is_the_one_source():
 def test_packages_declare_their_types():
     for pkg in ("theory", "reduction", "empirics"):
         assert (ROOT / pkg / "py.typed").is_file()
+
+
+def test_readme_sweep_parameter_table_is_the_kinds_fields():
+    from empirics.sweep.spec import params_table
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- sweep-params:begin", 1)[1].split("-->", 1)[1].split("<!-- sweep-params:end -->", 1)[0]
+    assert block.strip() == params_table().strip()

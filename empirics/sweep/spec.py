@@ -44,9 +44,9 @@ from theory._validate import expect_int, expect_number
 
 from ..records import Kind, kinds
 from ..registry import spec as dataset_spec
-from .params import field_type
+from .params import TrainSweep, field_type
 
-__all__ = ["experiments", "params", "SweepSpec", "load_spec", "parse_spec", "expand", "Cell", "combinations",
+__all__ = ["experiments", "params", "params_table", "SweepSpec", "load_spec", "parse_spec", "expand", "Cell", "combinations",
            "datasets"]
 
 def experiments() -> dict[str, Kind]:
@@ -65,16 +65,53 @@ def params() -> dict[str, tuple[str, set, str]]:
     Returns
     -------
     dict
+        The help line of a setting every sweep of trained models shares is its
+        :class:`~empirics.sweep.params.TrainSweep` one; others are their kind's.
     """
+    base = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(TrainSweep)}
     out: dict[str, tuple[str, set, str]] = {}
-    for exp, k in experiments().items():
+    for exp, k in sorted(experiments().items()):
         for f in dataclasses.fields(k.sweep):
             tp = field_type(k.sweep, f.name)
             if f.name in out:
                 out[f.name][1].add(exp)
             else:
-                out[f.name] = (tp, {exp}, f.metadata.get("help", ""))
+                out[f.name] = (tp, {exp}, base.get(f.name) or f.metadata.get("help", ""))
     return out
+
+
+def params_table() -> str:
+    """The README's table of sweep parameters, generated from the kinds' sweep fields (a test keeps
+    the README identical to it).
+
+    Returns
+    -------
+    str
+        A Markdown table: one row per parameter, one column per experiment with its default there
+        (``axis: ...`` when leaving it out makes an axis of those values; ``–`` when it does not take it).
+    """
+    exps = experiments()
+    names = sorted(exps)
+    rows = ["| parameter | type | " + " | ".join(f"`{e}`" for e in names) + " | meaning |",
+            "| --- | --- | " + " | ".join("---" for _ in names) + " | --- |"]
+
+    def cell(exp, name):
+        f = next((f for f in dataclasses.fields(exps[exp].sweep) if f.name == name), None)
+        if f is None:
+            return "–"
+        if f.metadata.get("axis"):
+            return "axis: " + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in f.metadata["axis"])
+        d = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if d is None:
+            return "unset"
+        if isinstance(d, float):
+            return f"`{d:g}`"
+        return f"`{list(d) if isinstance(d, tuple) else d!r}`"
+    kinds_of = {"strs": "list of names", "strs0": "list of names (may be empty)"}
+    for name, (tp, _, help_) in sorted(params().items()):
+        rows.append(f"| `{name}` | {kinds_of.get(tp, tp)} | " + " | ".join(cell(e, name) for e in names)
+                    + f" | {help_} |".replace("x|z", "x\\|z"))
+    return "\n".join(rows)
 
 
 def _field(exp: str, name: str):
