@@ -111,5 +111,12 @@ def keys() -> dict:
     return {name: {"key": c.key(), "config": c.to_dict()} for name, c in canonical_configs().items()}
 
 
+def dumps(table: dict) -> str:
+    """One line per configuration (sorted), so that a changed key is a one-line diff."""
+    lines = [f"{json.dumps(k, ensure_ascii=False)}: {json.dumps(v, sort_keys=True, ensure_ascii=False)}"
+             for k, v in sorted(table.items())]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 if __name__ == "__main__":
-    print(json.dumps(keys(), indent=1, sort_keys=True, ensure_ascii=False))
+    print(dumps(keys()), end="")

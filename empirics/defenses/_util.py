@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from theory._validate import expect_number
+
 
 def check_strength(value, name: str, *, upper: float | None = None, upper_open: bool = False) -> float:
-    """``value`` as a finite float ≥ 0 (and ≤ / < ``upper``), else ``ValueError`` naming ``name``."""
+    """``value`` as a finite float ≥ 0 (and ≤ / < ``upper``), else ``ValueError`` naming ``name``.
+
+    A defense's strength may come from a ``name:k=v`` spec, so a numeric string is read as its
+    number; the range is :func:`theory._validate.expect_number`'s.
+    """
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected a non-negative number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name}: expected a non-negative finite number, got {value!r}")
-    if upper is not None and (v >= upper if upper_open else v > upper):
-        rel = "<" if upper_open else "<="
-        raise ValueError(f"{name}: expected a number {rel} {upper}, got {value!r}")
-    return v
+    return expect_number(v, name, nonneg=True, upper=upper, upper_open=upper_open)
 
 
 def flat(z):

@@ -19,13 +19,12 @@ epoch's steps computed), the epoch hooks, the labels check and the checkpoint st
 from __future__ import annotations
 
 import inspect
-import math
 import warnings
 from typing import Any
 
 import torch
 
-from .._util import data_len as _data_len, iter_batches
+from .._util import check_strength, data_len as _data_len, iter_batches
 from ..base import Defense, EpochContext, Step
 
 __all__ = ["CEM", "noise_variance_of"]
@@ -124,12 +123,7 @@ class CEM(Defense, metaclass=_Dispatch):
 
     def __init__(self, lam: float = 16.0, *, min_noise_var: float = 1e-4, feature_batch: int = 512,
                  num_classes: int | None = None, feature_source: str = "recompute"):
-        try:
-            lam = float(lam)
-        except (TypeError, ValueError):
-            raise ValueError(f"lam: expected a non-negative number, got {lam!r}") from None
-        if not math.isfinite(lam) or lam < 0:
-            raise ValueError(f"lam: expected a non-negative finite number, got {lam!r}")
+        lam = check_strength(lam, "lam")
         if not (min_noise_var > 0):
             raise ValueError(f"min_noise_var: expected a positive number, got {min_noise_var!r}")
         if feature_source not in ("recompute", "cached"):
