@@ -3,8 +3,8 @@
 For each package (``theory``, ``reduction``, ``empirics``) and, with ``--subpackages``, each of
 its subpackages:
 
-* the longest module (lines) and the longest function or method (lines, from the AST's
-  ``lineno`` .. ``end_lineno``, decorators excluded);
+* the longest module (lines, docstrings included) and the longest function or method (code lines:
+  the AST's ``lineno`` .. ``end_lineno`` less its docstring, decorators excluded);
 * import cycles among the package's own modules — strongly connected components (Tarjan) of the
   graph of *module-level* imports, and separately of all imports (function bodies included);
 * imports placed inside functions: their number, how many name the package's own modules, and,
@@ -65,7 +65,11 @@ class _Visitor(ast.NodeVisitor):
         self._stack: list[str] = []
 
     def _func(self, node):
-        self.functions.append((".".join(self._stack + [node.name]), node.end_lineno - node.lineno + 1))
+        n = node.end_lineno - node.lineno + 1
+        b = node.body[0]
+        if isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str):
+            n -= b.end_lineno - b.lineno + 1  # code lines: the docstring is not counted
+        self.functions.append((".".join(self._stack + [node.name]), n))
         self._depth += 1
         self._stack.append(node.name)
         self.generic_visit(node)

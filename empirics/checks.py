@@ -48,7 +48,7 @@ DEFAULT_ALPHA = 1e-3
 
 
 def z_critical(alpha: float = DEFAULT_ALPHA, m: int = 1) -> float:
-    """One-sided critical value at family-wise level ``alpha`` over ``m`` tests (Bonferroni).
+    r"""One-sided critical value at family-wise level ``alpha`` over ``m`` tests (Bonferroni).
 
     Parameters
     ----------

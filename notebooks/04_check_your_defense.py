@@ -138,7 +138,7 @@ t = time.perf_counter()
 res = check_defense(spec, dataset="digits", noise=0.1, epochs=EPOCHS, attack_epochs=ATT_EPOCHS_IMG,
                     attacks=("decoder", "optimization"), opt_steps=OPT_STEPS, fisher_samples=64, n_mc=N_MC,
                     out=OUT / "digits", seed=0)
-print(f"({time.perf_counter() - t:.1f} s)   fields: {sorted(res)}")
+print(f"({time.perf_counter() - t:.1f} s)   fields: {sorted(res.to_dict())}")
 print(f"accuracy {res.accuracy:.3f} (held out, chance {res.chance:.3f}); "
       f"encoder trained: {res.encoder_trained}")
 for a in res.attacks:

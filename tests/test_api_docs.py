@@ -78,3 +78,14 @@ def test_public_function_has_numpydoc(name):
     returns_none = isinstance(f.returns, ast.Constant) and f.returns.value is None
     if not returns_none and any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(f)):
         assert "Returns\n-------" in doc or "Yields\n------" in doc, f"{name}: no Returns section"
+
+
+def test_sources_compile_without_warnings():
+    """No invalid escape sequences in docstrings (a warning today, an error under ``-W error`` and
+    in later Pythons): formulas with backslashes belong in raw docstrings."""
+    import warnings
+    for pkg in ("theory", "reduction", "empirics", "benchmarks", "notebooks"):
+        for p in sorted((ROOT / pkg).rglob("*.py")):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                compile(p.read_text(), str(p), "exec")

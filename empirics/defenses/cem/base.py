@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from theory._validate import expect_choice, expect_number
+
 from .._util import check_strength, data_len as _data_len, iter_batches
 from ..base import Defense, EpochContext, Step
 
@@ -124,10 +126,8 @@ class CEM(Defense, metaclass=_Dispatch):
     def __init__(self, lam: float = 16.0, *, min_noise_var: float = 1e-4, feature_batch: int = 512,
                  num_classes: int | None = None, feature_source: str = "recompute"):
         lam = check_strength(lam, "lam")
-        if not (min_noise_var > 0):
-            raise ValueError(f"min_noise_var: expected a positive number, got {min_noise_var!r}")
-        if feature_source not in ("recompute", "cached"):
-            raise ValueError(f"feature_source: expected 'recompute' or 'cached', got {feature_source!r}")
+        expect_number(min_noise_var, "min_noise_var", positive=True)
+        expect_choice(feature_source, "feature_source", ("recompute", "cached"))
         self.lam = lam
         self.min_noise_var = float(min_noise_var)
         self.feature_batch = int(feature_batch)

@@ -64,6 +64,8 @@ import math
 
 import torch
 
+from theory._validate import expect_choice, expect_int, expect_number
+
 from .base import CEM, _flat
 from .mixture import GaussianMixtureFit, fit_class_mixture
 
@@ -102,14 +104,10 @@ class PaperCEM(CEM):
                  feature_batch: int = 512, num_classes: int | None = None, feature_source: str = "recompute"):
         super().__init__(lam, min_noise_var=min_noise_var, feature_batch=feature_batch, num_classes=num_classes,
                          feature_source=feature_source)
-        if covariance not in ("full", "diag"):
-            raise ValueError(f"covariance: expected 'full' or 'diag', got {covariance!r}")
-        if method not in ("lowrank", "dense"):
-            raise ValueError(f"method: expected 'lowrank' or 'dense', got {method!r}")
-        if not isinstance(k_per_class, int) or k_per_class < 1:
-            raise ValueError(f"k_per_class: expected a positive integer, got {k_per_class!r}")
-        if not (reg_covar >= 0):
-            raise ValueError(f"reg_covar: expected a non-negative number, got {reg_covar!r}")
+        expect_choice(covariance, "covariance", ("full", "diag"))
+        expect_choice(method, "method", ("lowrank", "dense"))
+        expect_int(k_per_class, "k_per_class")
+        expect_number(reg_covar, "reg_covar", nonneg=True)
         self.k_per_class = k_per_class
         self.covariance = covariance
         self.method = method

@@ -62,6 +62,8 @@ import math
 
 import torch
 
+from theory._validate import expect_int, expect_number
+
 from .base import CEM, _flat
 from .kmeans import KMeansFit, fit_class_kmeans
 
@@ -245,14 +247,11 @@ class ReleasedCEM(CEM):
                  feature_batch: int = 512, num_classes: int | None = None, feature_source: str = "recompute"):
         super().__init__(lam, min_noise_var=min_noise_var, feature_batch=feature_batch, num_classes=num_classes,
                          feature_source=feature_source)
-        for nm, v in (("clusters_per_class", clusters_per_class), ("kmeans_iters", kmeans_iters)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{nm}: expected a positive integer, got {v!r}")
-        for nm, v in (("var_threshold", var_threshold), ("scaling_lambda", scaling_lambda)):
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{nm}: expected a non-negative finite number, got {v!r}")
-        if not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
-            raise ValueError(f"gamma: expected a positive finite number, got {gamma!r}")
+        expect_int(clusters_per_class, "clusters_per_class")
+        expect_int(kmeans_iters, "kmeans_iters")
+        expect_number(var_threshold, "var_threshold", nonneg=True)
+        expect_number(scaling_lambda, "scaling_lambda", nonneg=True)
+        expect_number(gamma, "gamma", positive=True)
         if not isinstance(log_entropy, bool):
             raise ValueError(f"log_entropy: expected true (the run script's branch) or false (the trainer's "
                              f"default branch), got {log_entropy!r}")
