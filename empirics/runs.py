@@ -524,12 +524,15 @@ class SyntheticConfig(Config):
     attack_epochs: int = 30
     opt_steps: int = 300
     mc: int = 20000
+    alpha: float = 1e-3  # family-wise level of the confidence floors
     seed: int = 0
 
     def __post_init__(self):
         _check_pos_float(self.sigma, "sigma")
         for n in ("d", "k", "k_feat", "n_train", "n_test", "epochs", "attack_epochs", "opt_steps", "mc"):
             _check_pos_int(getattr(self, n), n)
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 1:
+            raise ValueError(f"alpha: expected a number in (0, 1), got {self.alpha!r}")
 
     def label(self) -> str:
         return f"mixture d={self.d} σ={self.sigma:g} seed {self.seed}"

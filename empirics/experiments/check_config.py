@@ -15,7 +15,8 @@ from typing import ClassVar, Optional
 
 from ..runs import AttackSpec, Config, Result, register_kind
 
-__all__ = ["CheckDefenseConfig", "CheckDefenseResult", "file_hash", "CHECK_ATTACKS", "PRIOR_DATASET", "SPLIT_DATASET"]
+__all__ = ["CheckDefenseConfig", "CheckDefenseResult", "file_hash", "min_mc_draws", "check_mc_settings", "CHECK_ATTACKS",
+           "PRIOR_DATASET", "SPLIT_DATASET", "ALPHA"]
 
 #: attacks check-defense runs by name (they reconstruct from the deployed features); the exact
 #: Bayes attack ``bayes`` is added by itself whenever the channel's posterior is known
@@ -31,6 +32,58 @@ PRIOR_N_TRAIN, PRIOR_N_TEST = 3000, 1000
 #: Monte-Carlo draws for H(x), Fisher informations and the departure (H(x) of synthetic-mixture:
 #: s.e. ~0.02 nats, i.e. ~0.3 % of a Theorem 1 floor in d = 16)
 N_MC = 20000
+#: family-wise level of the confidence floors: each holds with probability ≥ 1 − ALPHA (Bonferroni
+#: over the Monte-Carlo quantities it uses)
+ALPHA = 1e-3
+#: the fewest draws accepted at any level, and the skewness of the per-draw departure ‖δ/σ‖² up to
+#: which :func:`min_mc_draws` makes its CLT limit mean what it says
+N_MC_FLOOR, SKEW_MAX = 2000, 3.0
+#: Monte-Carlo quantities a confidence floor may use (H(x), and the departure η² when no rounding
+#: analysis bounds it): the level of each is α / MC_QUANTITIES at most
+MC_QUANTITIES = 2
+
+
+def edgeworth_draws(alpha_each: float, skewness: float) -> int:
+    r"""Draws for which the one-sided CLT limit at level ``alpha_each`` errs by at most half its level.
+
+    The first Edgeworth term of a standardised mean of n draws with skewness γ moves the tail
+    probability at z = Φ⁻¹(1 − a) by γ(z² − 1)φ(z)/(6√n); it stays ≤ a/2 when
+    :math:`n \ge (\gamma(z^2-1)\varphi(z)/(3a))^2`.
+
+    >>> edgeworth_draws(5e-4, 3.0)
+    1221
+    """
+    from scipy.stats import norm
+    z = float(norm.isf(alpha_each))
+    return int(math.ceil((abs(skewness) * (z * z - 1) * float(norm.pdf(z)) / (3 * alpha_each)) ** 2))
+
+
+def min_mc_draws(alpha: float = ALPHA) -> int:
+    """The fewest Monte-Carlo draws check-defense accepts at family-wise level ``alpha``.
+
+    Of the Monte-Carlo quantities behind a confidence floor, H(x) enters through a limit that holds
+    at any n (:func:`theory.mixture_entropy_lower_limit`); the departure η² of an encoder outside
+    the rounding model enters through a one-sided CLT limit at level α/2, which needs
+    :func:`edgeworth_draws` for skewness up to :data:`SKEW_MAX` (the run reports the measured
+    skewness and warns when it asks for more), and never fewer than :data:`N_MC_FLOOR`.
+
+    >>> min_mc_draws(1e-3), min_mc_draws(1e-6)
+    (2000, 13576)
+    """
+    return max(N_MC_FLOOR, edgeworth_draws(alpha / MC_QUANTITIES, SKEW_MAX))
+
+
+def check_mc_settings(n_mc, alpha) -> None:
+    """``alpha`` in (0, 1) and ``n_mc`` ≥ :func:`min_mc_draws` (one ValueError naming the argument)."""
+    ok = not isinstance(alpha, bool) and isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0 < alpha < 1
+    if not ok:
+        raise ValueError(f"alpha: expected the family-wise level of the confidence floors, a number in (0, 1), "
+                         f"got {alpha!r}")
+    _check_count(n_mc, "n_mc")
+    need = min_mc_draws(alpha)
+    if n_mc < need:
+        raise ValueError(f"n_mc: expected at least {need} Monte-Carlo draws (confidence floors at family-wise "
+                         f"α = {alpha:g} need them for their CLT limit to mean what it says), got {n_mc}")
 
 
 def file_hash(path) -> str:
@@ -60,7 +113,9 @@ class CheckDefenseConfig(Config):
 
     ``train_encoder`` False: the encoder is checked exactly as given (``--weights``, a module
     instance, or one without trainable parameters); ``head`` False: no head, no accuracy.
-    ``n_train`` / ``n_test`` apply to a user's Gaussian-mixture prior only.
+    ``n_train`` / ``n_test`` apply to a user's Gaussian-mixture prior only.  ``alpha`` is the
+    family-wise level of the confidence floors (they hold with probability ≥ 1 − alpha);
+    ``n_mc`` ≥ :func:`min_mc_draws` (alpha).
     """
 
     kind: ClassVar[str] = "check-defense"
@@ -79,6 +134,7 @@ class CheckDefenseConfig(Config):
     fisher_samples: int = 256
     k_per_class: int = 3
     n_mc: int = N_MC
+    alpha: float = ALPHA
     n_train: int = PRIOR_N_TRAIN
     n_test: int = PRIOR_N_TEST
     seed: int = 0
@@ -96,6 +152,7 @@ class CheckDefenseConfig(Config):
         _check_sigma(self.encoder_noise, "encoder_noise", positive=False)
         for n in ("epochs", "fisher_samples", "k_per_class", "n_mc", "n_train", "n_test"):
             _check_count(getattr(self, n), n)
+        check_mc_settings(self.n_mc, self.alpha)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed: expected a non-negative integer, got {self.seed!r}")
         specs = tuple(AttackSpec.parse(a) for a in self.attacks)

@@ -12,12 +12,14 @@ Steps (:func:`check_defense`; the command line ``invlimits check-defense`` is a 
    attack sees the same observations, so comparisons can be paired): a decoder trained on the
    training split, the white-box optimization attack, and — whenever the channel's posterior is
    known — ``bayes``, the exact posterior mean (:func:`.check_bounds.bayes_attack`).
-3. **Bounds** (:mod:`.check_bounds`): certificates when the encoder is affine by construction and
-   the prior is a known Gaussian mixture (``synthetic-mixture`` or ``dataset=`` a
-   :class:`theory.GaussianMixture`), estimates otherwise — each with ``rigorous`` and its
-   assumptions; "no finite bound" with the reason where the theory says nothing.
+3. **Bounds** (:mod:`.check_bounds`): when the encoder is affine by construction and the prior is
+   a known Gaussian mixture (``synthetic-mixture`` or ``dataset=`` a :class:`theory.GaussianMixture`),
+   floors with ``guarantee`` "deterministic" (exact quantities, proved inequalities; where the
+   rounding analysis covers the encoder) and "confidence" (Monte-Carlo limits at family-wise level
+   ``alpha``); estimates ("none") otherwise — each with its assumptions; "no finite bound" with the
+   reason where the theory says nothing.
 4. **Verdict** (:mod:`.check_verdict`): every attack against every finite bound as a one-sided
-   test at family-wise level 0.1 %; only a significant violation of a rigorous bound is a bug.
+   test at family-wise level 0.1 %; only a significant violation of a guaranteed floor is a bug.
 
 Warnings: a stochastic encoder (two eval-mode passes differ — Theorem 2 assumes ẑ = f(x)
 deterministic; ``encoder_noise=`` declares internal Gaussian noise as channel noise), accuracy near
@@ -39,8 +41,8 @@ import theory
 
 from ..runs import AttackSpec, chance_level
 from ..usercode import load_factory
-from .check_config import (CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TEST, PRIOR_N_TRAIN, SPLIT_DATASET,
-                           CheckDefenseConfig, CheckDefenseResult, file_hash)
+from .check_config import (ALPHA, CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TEST, PRIOR_N_TRAIN, SPLIT_DATASET,
+                           CheckDefenseConfig, CheckDefenseResult, check_mc_settings, file_hash)
 from .check_deploy import deploy, noise_warnings, observe, run_attacks
 from .check_encoder import build_encoder, load_weights, module_hash, spec_hash, validate_output
 from .check_verdict import comparisons, verdict
@@ -140,7 +142,7 @@ def _attack_specs(attacks, attack_epochs: int, opt_steps: int) -> tuple:
 
 
 def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_encoder=None, head=True, epochs=15,
-                         attacks=(), fisher_samples=256, k_per_class=3, n_mc=N_MC, n_train=PRIOR_N_TRAIN,
+                         attacks=(), fisher_samples=256, k_per_class=3, n_mc=N_MC, alpha=ALPHA, n_train=PRIOR_N_TRAIN,
                          n_test=PRIOR_N_TEST, seed=0) -> CheckDefenseConfig:
     """The configuration (identity) of checking ``subject`` with these settings."""
     if train_encoder is None:  # a factory trains; a module instance or loaded weights are checked as given
@@ -153,7 +155,8 @@ def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_en
         encoder=subject.label, encoder_hash=subject.encoder_hash, weights=subject.weights,
         weights_hash=subject.weights_hash, dataset=subject.dataset, dataset_hash=subject.dataset_hash, noise=noise,
         encoder_noise=encoder_noise, train_encoder=train_encoder, head=bool(head), epochs=epochs, attacks=attacks,
-        fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, n_train=n_train, n_test=n_test, seed=seed)
+        fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, alpha=alpha, n_train=n_train,
+        n_test=n_test, seed=seed)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -200,8 +203,8 @@ def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encod
                          train_encoder: bool | None = None, head: bool = True, out=None, epochs: int = 15,
                          attack_epochs: int = 20, attacks: Sequence = ("decoder", "optimization"), seed: int = 0,
                          device="auto", k_per_class: int = 3, progress: bool = False, opt_steps: int = 200,
-                         fisher_samples: int = 256, n_mc: int = N_MC, n_train: int = PRIOR_N_TRAIN,
-                         n_test: int = PRIOR_N_TEST, reuse: bool = True):
+                         fisher_samples: int = 256, n_mc: int = N_MC, alpha: float = ALPHA,
+                         n_train: int = PRIOR_N_TRAIN, n_test: int = PRIOR_N_TEST, reuse: bool = True):
     """:func:`check_defense` returning the stored :class:`empirics.runs.Record` (the CLI's entry point).
 
     With ``out``, the record goes to ``out/records/<key>.json`` and an ``ok`` record of the same
@@ -211,11 +214,12 @@ def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encod
     from .check_config import _check_sigma
     _check_sigma(noise, "noise", positive=True)
     _check_sigma(encoder_noise, "encoder_noise", positive=False)
+    check_mc_settings(n_mc, alpha)  # before any work: the level in (0, 1), enough draws for it
     subject = prepare_subject(encoder, dataset=dataset, weights=weights, seed=seed, n_train=n_train, n_test=n_test)
     cfg = check_defense_config(subject, noise=noise, encoder_noise=encoder_noise, train_encoder=train_encoder,
                                head=head, epochs=epochs, attacks=_attack_specs(attacks, attack_epochs, opt_steps),
-                               fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, n_train=n_train,
-                               n_test=n_test, seed=seed)
+                               fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, alpha=alpha,
+                               n_train=n_train, n_test=n_test, seed=seed)
     store = RecordStore(Path(out) / "records") if out is not None else None
     if store is not None and reuse:
         rec = store.get(cfg)
@@ -259,6 +263,11 @@ def check_defense(encoder, *, dataset="digits", noise: float = 0.1, out=None, **
     attacks : sequence of attack specs
         ``decoder``, ``gan``, ``optimization`` (``"decoder:epochs=5"``); ``bayes`` is added by
         itself whenever the channel's posterior is known.
+    n_mc : int
+        Monte-Carlo draws (H(x), the departure, Fisher information); at least
+        :func:`~empirics.experiments.check_config.min_mc_draws` (alpha) — 2000 at the default level.
+    alpha : float in (0, 1)
+        Family-wise level of the confidence floors: each holds with probability ≥ 1 − alpha.
     out : path, optional
         Record in ``out/records`` (reused by an identical configuration) and the result as
         ``out/check_defense.json``.
@@ -268,8 +277,9 @@ def check_defense(encoder, *, dataset="digits", noise: float = 0.1, out=None, **
     dict
         :class:`~empirics.experiments.check_config.CheckDefenseResult` fields — ``attacks``
         (``{name, mse, mse_stderr, n, psnr?, ssim?}``), ``bounds`` (name → ``{value, stderr,
-        rigorous, finite, assumptions}``), ``comparisons`` (``{attack, bound, difference, stderr, z,
-        status, ...}``), ``warnings``, ``verdict``, ``bug``, ``encoder_trained``, ``accuracy``,
+        guarantee, confidence, finite, assumptions}``; ``guarantee`` "deterministic", "confidence"
+        — then ``confidence`` = 1 − alpha — or "none"), ``comparisons`` (``{attack, bound, guarantee,
+        difference, stderr, z, status, ...}``), ``warnings``, ``verdict``, ``bug``, ``encoder_trained``, ``accuracy``,
         ``certifiable_mse``, ``affine`` ... — plus ``key``, ``config`` and ``seconds``.
     """
     rec = check_defense_record(encoder, dataset=dataset, noise=noise, out=out, **kw)

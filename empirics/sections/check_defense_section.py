@@ -8,10 +8,13 @@ encoder: trained with a small server head under Gaussian feature noise σ = SIGM
 without trainable parameters — checked exactly as given (a head is trained only for the accuracy
 figure; ``--no-head`` skips it).  Attacks reconstruct held-out inputs from the deployed features
 (and ``bayes``, the exact posterior mean, whenever the channel's posterior is known); the bounds of
-Theorems 1+2 (huber / kl / maxent), Cramér–Rao and van Trees are computed, each ``rigorous`` only
-where its assumptions hold for the channel as deployed.  Every attack-vs-bound comparison is a
-one-sided test at family-wise level 0.1 %; the exit status is 1 only when an attack is
-significantly below a *rigorous* bound (a bug), 2 for bad input (one line), else 0.
+Theorems 1+2 (huber / kl / maxent), Cramér–Rao and van Trees are computed, each with its
+``guarantee``: "deterministic" (exact quantities and proved inequalities only), "confidence" (holds
+with probability ≥ 1 − α, ``--alpha``, from Monte-Carlo limits over ``--n-mc`` draws) or "none" (an
+estimate).  Every attack-vs-bound comparison is a one-sided test at family-wise level 0.1 %; the
+exit status is 1 only when an attack is significantly below a *guaranteed* floor (a bug), 2 for bad
+input (one line, before any work: e.g. ``--n-mc`` below the minimum for ``--alpha``), else 0.
+Options given explicitly win over ``--quick``.
 ``results.json`` gets top-level ``attacks``, ``bounds``, ``comparisons``, ``warnings``, ``verdict``,
 ``encoder_trained`` ...; the run's record is in ``DIR/records`` (an identical rerun reuses it).
 """
@@ -25,6 +28,8 @@ from ..report import Section
 
 #: settings of --quick: (epochs, attack epochs, optimization steps, Fisher samples, Monte-Carlo draws)
 QUICK = {"epochs": 3, "attack_epochs": 3, "opt_steps": 30, "fisher_samples": 64, "n_mc": 5000}
+#: the options --quick shrinks, with their defaults without it (an option given explicitly wins)
+SIZED = ("epochs", "attack_epochs", "n_mc")
 
 
 def add_arguments(p):
@@ -39,10 +44,16 @@ def add_arguments(p):
                    help="state_dict to load into the encoder; the encoder is then checked without training it")
     p.add_argument("--no-head", action="store_true", help="train no head (no accuracy); needs an encoder checked "
                                                           "as given (--weights or no trainable parameters)")
-    p.add_argument("--epochs", type=int, default=15, help="training epochs of encoder + head (or the head alone)")
-    p.add_argument("--attack-epochs", type=int, default=20, help="training epochs of the decoder attack")
-    from ..experiments.check_config import N_MC
-    p.add_argument("--n-mc", type=int, default=N_MC, help="Monte-Carlo draws (H(x), Fisher information, departure)")
+    from ..experiments.check_config import ALPHA, N_MC, min_mc_draws
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs of encoder + head (or the head alone) (default: 15; 3 with --quick)")
+    p.add_argument("--attack-epochs", type=int, default=None,
+                   help="training epochs of the decoder attack (default: 20; 3 with --quick)")
+    p.add_argument("--n-mc", type=int, default=None,
+                   help=f"Monte-Carlo draws (H(x), Fisher information, departure); at least {min_mc_draws(ALPHA)} at the "
+                        f"default --alpha (default: {N_MC}; {QUICK['n_mc']} with --quick)")
+    p.add_argument("--alpha", type=float, default=ALPHA,
+                   help="family-wise level of the confidence floors, in (0, 1): each holds with probability >= 1 - alpha")
 
 
 def _plot(res, path):
@@ -58,8 +69,9 @@ def _plot(res, path):
     for i, (bn, b) in enumerate(res["bounds"].items()):
         v = b.get("value")
         if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:  # None: no finite bound
-            ax.axhline(v, ls="-" if b["rigorous"] else "--", color=f"C{i + 1}",
-                       label=f"{bn} ({'rigorous' if b['rigorous'] else 'estimate'})")
+            g = b.get("guarantee", "none")
+            ax.axhline(v, ls="-" if g != "none" else "--", color=f"C{i + 1}",
+                       label=f"{bn} ({_label(b)})")
             shown.append(v)
     positive = [v for v in vals + shown if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
     if positive and max(positive) / min(positive) > 20:  # a log axis only when values span decades
@@ -75,14 +87,20 @@ def _plot(res, path):
     return str(path)
 
 
+def _label(b) -> str:
+    g = b.get("guarantee", "none")
+    return {"deterministic": "deterministic", "none": "estimate"}.get(g) or f"confidence {b.get('confidence'):g}"
+
+
 def _section(args, rec) -> Section:
     res = rec.result
     sec = Section("check-defense", f"check-defense: {args.encoder} on {args.dataset}, σ = {args.noise}",
                   description="Every attack against every finite bound, each a one-sided test (family-wise α = "
-                              "0.1 % over all comparisons); only rigorous bounds are pass/fail checks.",
+                              "0.1 % over all comparisons); only guaranteed floors (deterministic, or at a stated "
+                              "confidence) are pass/fail checks.",
                   headline=res["verdict"], records=[rec])
     for r in res["comparisons"]:
-        if r["rigorous"]:
+        if r["guarantee"] != "none":
             from ..checks import Comparison
             cmp = Comparison(*(float(r[k]) for k in ("value", "bound_value", "difference", "stderr", "z", "z_crit",
                                                      "alpha")), int(r["m"]), r["status"], paired=r["paired"])
@@ -91,27 +109,39 @@ def _section(args, rec) -> Section:
     sec.table_notes["attacks"] = ("Held-out per-element reconstruction MSE (± s.e. over inputs) of each attack, all "
                                   "from the same draw of the deployed (noisy) features; bayes is the exact posterior "
                                   "mean of the float64 channel.")
-    sec.tables["bounds"] = [{"bound": k, "value": v["value"], "s.e.": v["stderr"], "rigorous": v["rigorous"],
+    sec.tables["bounds"] = [{"bound": k, "value": v["value"], "s.e.": v["stderr"], "guarantee": _label(v),
                              "assumptions": v["assumptions"]} for k, v in res["bounds"].items()]
     sec.table_notes["bounds"] = (
-        "Floors on any attacker's per-element MSE (Cramér–Rao: unbiased attackers only). rigorous = yes only where "
-        "every assumption holds for the channel as deployed (see assumptions); 'no' marks an estimate or a reference, "
-        "which an attack may beat without a bug. A missing value is 'no finite bound', with the reason.")
-    sec.tables["comparisons"] = [{k: r[k] for k in ("attack", "bound", "rigorous", "difference", "stderr", "z",
+        "Floors on any attacker's per-element MSE (Cramér–Rao: unbiased attackers only). guarantee = deterministic: "
+        "exact quantities and proved inequalities only; confidence 1 − α: Monte-Carlo quantities enter through "
+        "one-sided limits and the floor holds with at least that probability; estimate: a point estimate or a "
+        "reference, which an attack may beat without a bug. Every assumption is listed; a missing value is 'no "
+        "finite bound', with the reason.")
+    sec.tables["comparisons"] = [{k: r[k] for k in ("attack", "bound", "guarantee", "difference", "stderr", "z",
                                                     "status", "paired")} for r in res["comparisons"]]
     sec.table_notes["comparisons"] = ("attack MSE − bound, its standard error (paired over the same inputs where the "
                                       "bound has a value per input) and z; violated = significantly below at family-"
-                                      "wise 0.1 %; only a violated rigorous bound is a bug (exit status 1).")
+                                      "wise 0.1 %; only a violated guaranteed floor is a bug (exit status 1).")
     if res["warnings"]:
         sec.tables["warnings"] = [{"warning": w} for w in res["warnings"]]
     sec.data.update({"accuracy": res["accuracy"], "conditional_entropy": res["conditional_entropy"]})
     return sec
 
 
+def settings(args) -> dict:
+    """The sizes of this run: an option given explicitly always wins; the rest come from --quick or the defaults."""
+    from ..experiments.check_config import N_MC
+    kw = dict(QUICK) if args.quick else {"epochs": 15, "attack_epochs": 20, "n_mc": N_MC}
+    kw.update({k: getattr(args, k) for k in SIZED if getattr(args, k, None) is not None})
+    kw["alpha"] = args.alpha
+    return kw
+
+
 def run(args):
+    from ..experiments.check_config import check_mc_settings
     from ..experiments.defense_check import check_defense_record
-    kw = dict(QUICK) if args.quick else {"epochs": args.epochs, "attack_epochs": args.attack_epochs,
-                                         "n_mc": args.n_mc}
+    kw = settings(args)
+    check_mc_settings(kw["n_mc"], kw["alpha"])  # one line, exit 2, before the encoder is imported
     rec = check_defense_record(args.encoder, dataset=args.dataset, noise=args.noise, encoder_noise=args.encoder_noise,
                                weights=args.weights, head=not args.no_head, out=args.out, seed=args.seed,
                                device=args.device, **kw)
