@@ -22,8 +22,11 @@ The sum is exactly the Huber upper bound on :math:`H(z)` minus :math:`H(\varepsi
 (Gaussian with Cov z, no mixture assumption) and ``best``.
 
 *Errata / caveats* (DESIGN.md §4). Thm 2 as printed holds -- it is Huber's bound -- but it is
-rigorous only if :math:`\hat z` *is* a Gaussian mixture and :math:`H(x)` is known or
-lower-bounded. For data in :math:`[0,1]^d`, :math:`H(x)\le 0`, so Thms 1+2 can never certify a
+a guaranteed floor only if :math:`\hat z` *is* a Gaussian mixture and :math:`H(x)` is
+lower-bounded: deterministically by :func:`theory.mixture_entropy_bounds` (``lower``), or at a
+stated confidence by :func:`theory.mixture_entropy_lower_limit` -- never by a Monte-Carlo point
+estimate.  For an affine encoder :func:`affine_mutual_information_upper_bounds` computes the
+upper bounds stably at any scale of A. For data in :math:`[0,1]^d`, :math:`H(x)\le 0`, so Thms 1+2 can never certify a
 per-dimension MSE above :func:`certifiable_mse` (at most :math:`1/(2\pi e)\approx 0.0585`).
 Typos in the supplementary proofs (S.1–S.2), harmless to the results: Eq. 13 / S5 reads
 :math:`\tfrac d2\log(2\pi e\,\varepsilon)` where :math:`\xi` is meant (and the step is an
