@@ -172,7 +172,8 @@ def _check_names():
 
 @dataclass(frozen=True, kw_only=True)
 class CheckDefenseResult(Result):
-    """What check-defense found: attacks, bounds, the comparisons between them, warnings, verdict."""
+    """What check-defense found: attacks, bounds, the comparisons between them, warnings, verdict, and
+    ``floors``: the tightest deterministic and the tightest confidence floor (absent: none exists)."""
 
     dataset: str
     noise: float
@@ -192,6 +193,7 @@ class CheckDefenseResult(Result):
     affine: Optional[dict] = None
     conditional_entropy: dict = field(default_factory=dict)
     dfil: dict = field(default_factory=dict)
+    floors: dict = field(default_factory=dict)  # the tightest floor of each guarantee: {bound, value, confidence?}
 
 
 register_kind(CheckDefenseConfig, CheckDefenseResult)

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..checks import DEFAULT_ALPHA, compare_all
 
-__all__ = ["AttackRun", "comparisons", "verdict", "floor_text"]
+__all__ = ["AttackRun", "comparisons", "verdict", "floor_text", "tightest_floors"]
 
 
 @dataclass
@@ -121,6 +121,16 @@ def floor_text(v: float, digits: int = 4) -> str:
 def _tightest(bounds: dict, guarantee: str):
     cands = {k: b for k, b in bounds.items() if b.guaranteed and b.guarantee == guarantee}
     return max(cands.items(), key=lambda kv: kv[1].value) if cands else None
+
+
+def tightest_floors(bounds: dict) -> dict:
+    """``{"deterministic": {bound, value}, "confidence": {bound, value, confidence}}``, each only if one exists."""
+    out = {}
+    for g in ("deterministic", "confidence"):
+        t = _tightest(bounds, g)
+        if t:
+            out[g] = {"bound": t[0], "value": t[1].value, **({"confidence": t[1].confidence} if t[1].confidence else {})}
+    return out
 
 
 def verdict(rows: list[dict], bounds: dict, attacks, warnings: list[str], *, no_certificate: str) -> tuple[str, bool]:

@@ -45,7 +45,7 @@ from .check_config import (ALPHA, CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TE
                            CheckDefenseConfig, CheckDefenseResult, check_mc_settings, file_hash)
 from .check_deploy import deploy, noise_warnings, observe, run_attacks
 from .check_encoder import build_encoder, load_weights, module_hash, spec_hash, validate_output
-from .check_verdict import comparisons, verdict
+from .check_verdict import comparisons, tightest_floors, verdict
 from .common import RunContext
 from .runner import Outcome, runner
 
@@ -185,7 +185,7 @@ def run_check(subject: Subject, cfg: CheckDefenseConfig, ctx: RunContext) -> Che
         head_trained=acc is not None, accuracy=acc, chance=chance_level(test.y.numpy()), n_test=len(test),
         attacks=[r.row() for r in runs], bounds={k: b.to_dict() for k, b in an.bounds.items()}, comparisons=rows,
         warnings=warnings, verdict=headline, bug=bug, certifiable_mse=an.certifiable, affine=an.affine,
-        conditional_entropy=an.conditional_entropy, dfil=an.dfil)
+        conditional_entropy=an.conditional_entropy, dfil=an.dfil, floors=tightest_floors(an.bounds))
 
 
 @runner("check-defense")
@@ -279,7 +279,8 @@ def check_defense(encoder, *, dataset="digits", noise: float = 0.1, out=None, **
         (``{name, mse, mse_stderr, n, psnr?, ssim?}``), ``bounds`` (name → ``{value, stderr,
         guarantee, confidence, finite, assumptions}``; ``guarantee`` "deterministic", "confidence"
         — then ``confidence`` = 1 − alpha — or "none"), ``comparisons`` (``{attack, bound, guarantee,
-        difference, stderr, z, status, ...}``), ``warnings``, ``verdict``, ``bug``, ``encoder_trained``, ``accuracy``,
+        difference, stderr, z, status, ...}``), ``floors`` (the tightest deterministic and confidence
+        floors), ``warnings``, ``verdict``, ``bug``, ``encoder_trained``, ``accuracy``,
         ``certifiable_mse``, ``affine`` ... — plus ``key``, ``config`` and ``seconds``.
     """
     rec = check_defense_record(encoder, dataset=dataset, noise=noise, out=out, **kw)

@@ -15,7 +15,8 @@ estimate).  Every attack-vs-bound comparison is a one-sided test at family-wise 
 exit status is 1 only when an attack is significantly below a *guaranteed* floor (a bug), 2 for bad
 input (one line, before any work: e.g. ``--n-mc`` below the minimum for ``--alpha``), else 0.
 Options given explicitly win over ``--quick``.
-``results.json`` gets top-level ``attacks``, ``bounds``, ``comparisons``, ``warnings``, ``verdict``,
+``results.json`` gets top-level ``attacks``, ``bounds``, ``floors`` (the tightest deterministic and
+the tightest confidence floor), ``comparisons``, ``warnings``, ``verdict``,
 ``encoder_trained`` ...; the run's record is in ``DIR/records`` (an identical rerun reuses it).
 """
 
@@ -149,7 +150,7 @@ def run(args):
     Path(args.out).mkdir(parents=True, exist_ok=True)
     sec.figures.append(_plot(rec.result, Path(args.out) / "check_defense.png"))
     res = rec.result
-    extra = {k: res[k] for k in ("attacks", "bounds", "comparisons", "warnings", "verdict", "bug", "encoder_trained",
-                                 "head_trained", "accuracy", "chance", "certifiable_mse", "dataset", "noise",
-                                 "encoder_noise", "affine")}
+    extra = {k: res[k] for k in ("attacks", "bounds", "floors", "comparisons", "warnings", "verdict", "bug",
+                                 "encoder_trained", "head_trained", "accuracy", "chance", "certifiable_mse", "dataset",
+                                 "noise", "encoder_noise", "affine")}
     return [sec], {**extra, "key": rec.key, "weights": rec.config.get("weights")}

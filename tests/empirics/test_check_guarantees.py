@@ -46,6 +46,10 @@ def test_equality_case_standard_normal_identity_unit_noise():
         assert ce["h_x_confidence"] == pytest.approx(want, rel=1e-12)
         assert ce["h_x_deterministic"] == pytest.approx(0.5 * d * math.log(2 * math.pi * math.e), rel=1e-8)
         assert "(deterministic;" in r["verdict"] and "at confidence 0.999" in r["verdict"]
+        f = r["floors"]
+        assert f["deterministic"]["value"] == det[0] and f["confidence"]["confidence"] == 1 - ALPHA
+        assert f["confidence"]["value"] == max(r["bounds"][f"thm1+thm2_{m}.confidence"]["value"]
+                                               for m in ("huber", "kl", "maxent"))
 
 
 def test_guarantee_labels_are_consistent():
@@ -174,3 +178,4 @@ def test_cli_quick_run_keeps_an_explicit_n_mc(marked):
     assert rec["config"]["n_mc"] == 2500 and rec["config"]["epochs"] == 3  # explicit wins; the rest is --quick
     res = json.loads((out / "results.json").read_text())
     assert {b["guarantee"] for b in res["bounds"].values()} == {"deterministic", "confidence", "none"}
+    assert set(res["floors"]) == {"deterministic", "confidence"}
