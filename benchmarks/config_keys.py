@@ -7,9 +7,10 @@ defaults filled in, the CEM objectives, the cell builders of the experiments and
 the repository's sweep specs — and :func:`keys` maps a name to ``(key, canonical config)``.
 
 ``python benchmarks/config_keys.py > tests/empirics/config_keys_main.json`` wrote the file the
-test ``tests/empirics/test_config_keys.py`` compares with: it was run on main at 34bd28b, before
-the split of ``empirics.runs`` (so the expected keys were computed by the old code, not written
-by hand).  The builder below imports through the new module layout; the calls are unchanged.
+test ``tests/empirics/test_config_keys.py`` compares with: it was run on main's code before the
+split of ``empirics.runs`` (34bd28b; regenerated on 0776911, whose new ``alpha`` fields changed the
+synthetic-bounds and check-defense keys), so the expected keys were computed by the old code, not
+written by hand.  The builder below imports through the new module layout; the calls are unchanged.
 """
 
 from __future__ import annotations

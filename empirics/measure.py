@@ -7,7 +7,7 @@
   no mixture assumption).  **Relative**: H(x) is the argument ``h_x`` (default 0 = the entropy of
   the uniform law on [0, 1]^d, an *upper* bound on H(x) for images — the CEM paper likewise uses
   "a proper value" in place of the intractable H(x)).  On fitted mixtures and real data every
-  number is an estimate, never a certified bound (``rigorous=False``).
+  number is an estimate, never a certified bound (``guarantee: "none"``).
 * :func:`fisher_information` — dFIL = Tr(JᵀJ)/(σ² d) of ``z = f(x) + N(0, σ²I)`` by Hutchinson's
   estimator with vector–Jacobian products, averaged over data (± standard error); the unbiased
   Cramér–Rao bound MSE/d ≥ E[1/dFIL].
@@ -106,7 +106,7 @@ def conditional_entropy(model, data, *, h_x: float = 0.0, k_per_class: int = 3, 
     Returns
     -------
     dict
-        ``{"huber": ..., "kl": ..., "maxent": ..., "h_x": h_x, "d_features": ..., "rigorous": False,
+        ``{"huber": ..., "kl": ..., "maxent": ..., "h_x": h_x, "d_features": ..., "guarantee": "none",
         "assumptions": str}`` (nats).
     """
     ds = D.as_dataset(data)
@@ -127,7 +127,7 @@ def conditional_entropy(model, data, *, h_x: float = 0.0, k_per_class: int = 3, 
     w = w / w.sum()
     covs = fit.covs.numpy()  # (k, d, d), or (k, d) variances for covariance="diag"
     means = fit.means.numpy()
-    out: dict[str, Any] = {"h_x": float(h_x), "d_features": d, "k": int(len(w)), "rigorous": False,
+    out: dict[str, Any] = {"h_x": float(h_x), "d_features": d, "k": int(len(w)), "guarantee": "none",
                            "assumptions": "ẑ modelled by a fitted per-class Gaussian mixture (estimate); "
                                           f"H(x) replaced by {h_x} (relative)"}
     if covariance == "full":

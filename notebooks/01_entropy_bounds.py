@@ -133,7 +133,7 @@ save(fig, "thm1_anisotropy.png")
 # %% [markdown]
 # ## 3. Theorem 2 on a Gaussian mixture: three routes against the truth
 #
-# Now $x$ is a mixture, $\hat z = Ax$ (so $\hat z$ *is* a mixture and Theorem 2 is rigorous) and
+# Now $x$ is a mixture, $\hat z = Ax$ (so $\hat z$ *is* a mixture and Theorem 2's inequality holds) and
 # $z=\hat z+\mathcal N(0,\Sigma_p)$. Since $H(x|z)=H(x)-I(z;\hat z)$, every upper bound $U$ on
 # $I(z;\hat z)=H(z)-H(\varepsilon)$ gives a lower bound on $H(x|z)$:
 #
@@ -143,7 +143,10 @@ save(fig, "thm1_anisotropy.png")
 #
 # The truth: $H(x|z)$ and the MMSE by Monte Carlo with the *exact* mixture posterior, each with a
 # standard error; $H(x)$ of the mixture prior is itself a Monte-Carlo estimate, so the bounds carry
-# its standard error too. Theorem 1 turns each entropy into an MSE bound.
+# its standard error too. Theorem 1 turns each entropy into an MSE bound. (These values are
+# estimates ± s.e.: a *guaranteed* floor replaces $H(x)$ by a proved lower bound —
+# `theory.mixture_entropy_bounds(...)["lower"]`, deterministic — or by a lower confidence limit,
+# `theory.mixture_entropy_lower_limit`; that is what `check-defense` reports.)
 
 # %%
 d = 3

@@ -193,14 +193,14 @@ assert gap > K_SE * se, (gap, se)
 # whose pixels take 17 values, the differential entropy is even $-\infty$). The function uses
 # `h_x = 0`, the entropy of the uniform law on $[0,1]^{64}$ — an *upper* bound on $H(x)$ — so the
 # results are **relative** entropies: they compare models, they are not certified lower bounds
-# (`rigorous=False`), and $\tfrac{1}{2\pi e}e^{2H/d}$ computed from them is not a guaranteed MSE floor.
+# (`guarantee: none`), and $\tfrac{1}{2\pi e}e^{2H/d}$ computed from them is not a guaranteed MSE floor.
 
 # %%
 for name, r in runs.items():
     r["H"] = conditional_entropy(r["model"], train_set)
     h = r["H"]
     print(f"{name:10s} H(x|z) - H(x) >= huber {h['huber']:8.2f}   kl {h['kl']:8.2f}   maxent {h['maxent']:8.2f} nats"
-          f"   (rigorous={h['rigorous']})")
+          f"   (guarantee: {h['guarantee']})")
 print("assumptions:", runs["noise"]["H"]["assumptions"])
 # CEM maximises exactly this bound: after training with it, the Thm-2 entropy must be higher
 assert runs["noise+cem"]["H"]["huber"] > runs["noise"]["H"]["huber"]

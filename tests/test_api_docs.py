@@ -53,11 +53,7 @@ def _public_functions():
                 yield f"{rel}::{f.name}", f
 
 
-#: check-defense's certificate modules are being rewritten by issue 18 (guarantee labels); their
-#: numpydoc follows that rewrite rather than the code it replaces
-PENDING = ("empirics/experiments/affine.py", "empirics/experiments/check_bounds.py",
-           "empirics/experiments/check_analysis.py", "empirics/experiments/check_verdict.py")
-FUNCTIONS = {k: v for k, v in _public_functions() if not k.startswith(PENDING)}
+FUNCTIONS = dict(_public_functions())
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))

@@ -42,7 +42,7 @@ def test_readme_library_block_runs(tmp_path):
     lines = proc.stdout.splitlines()
     mmse, bound = (float(v) for v in lines[0].split(">="))
     assert mmse >= bound > 0
-    # an affine encoder on the known mixture: certified, and no rigorous bound significantly violated
+    # an affine encoder on the known mixture: certified, and no guaranteed floor significantly violated
     assert lines[-1].startswith("certified:") and " 0 violated " in lines[-1]
 
 

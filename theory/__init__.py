@@ -13,7 +13,7 @@ Entropies are in nats unless ``base=`` is given; randomness comes from an explic
 """
 
 from ._validate import Estimate
-from .bounds import (certifiable_mse, conditional_entropy_lower_bound, cramer_rao_mse,
+from .bounds import (affine_mutual_information_upper_bounds, affine_output_fisher_trace_upper, certifiable_mse, conditional_entropy_lower_bound, cramer_rao_mse,
                      expected_fisher_information, fisher_bounds, fisher_information_linear, gmm_mutual_information_bound,
                      implied_entropy, mse_lower_bound, mutual_information_upper_bounds,
                      van_trees_mse)
@@ -21,9 +21,9 @@ from .gaussian import (gaussian_entropy, linear_gaussian_conditional_entropy,
                        linear_gaussian_mmse, linear_gaussian_mutual_information,
                        linear_gaussian_posterior_cov, linear_gaussian_posterior_mean)
 from .instances import random_mixture, random_spd, small_mixture_channels
-from .mixture import (ENTROPY_BOUNDS, GaussianMixture, ImportanceEstimate, MixturePosterior,
+from .mixture import (ENTROPY_BOUNDS, EntropyLimit, GaussianMixture, ImportanceEstimate, MixturePosterior,
                       affine_pushforward, mixture_conditional_entropy_mc, mixture_entropy_bounds,
-                      mixture_entropy_mc, mixture_mmse_importance_sampling, mixture_mmse_mc,
+                      mixture_entropy_lower_limit, mixture_entropy_mc, mixture_mmse_importance_sampling, mixture_mmse_mc,
                       mixture_posterior, mixture_prior_fisher_mc)
 
 __all__ = [
@@ -39,6 +39,8 @@ __all__ = [
     "GaussianMixture",
     "affine_pushforward",
     "mixture_entropy_mc",
+    "EntropyLimit",
+    "mixture_entropy_lower_limit",
     "mixture_entropy_bounds",
     "ENTROPY_BOUNDS",
     "MixturePosterior",
@@ -53,6 +55,8 @@ __all__ = [
     "implied_entropy",
     "gmm_mutual_information_bound",
     "mutual_information_upper_bounds",
+    "affine_mutual_information_upper_bounds",
+    "affine_output_fisher_trace_upper",
     "conditional_entropy_lower_bound",
     "certifiable_mse",
     "fisher_information_linear",

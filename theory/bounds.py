@@ -22,8 +22,11 @@ The sum is exactly the Huber upper bound on :math:`H(z)` minus :math:`H(\varepsi
 (Gaussian with Cov z, no mixture assumption) and ``best``.
 
 *Errata / caveats* (docs/errata.md). Thm 2 as printed holds -- it is Huber's bound -- but it is
-rigorous only if :math:`\hat z` *is* a Gaussian mixture and :math:`H(x)` is known or
-lower-bounded. For data in :math:`[0,1]^d`, :math:`H(x)\le 0`, so Thms 1+2 can never certify a
+a guaranteed floor only if :math:`\hat z` *is* a Gaussian mixture and :math:`H(x)` is
+lower-bounded: deterministically by :func:`theory.mixture_entropy_bounds` (``lower``), or at a
+stated confidence by :func:`theory.mixture_entropy_lower_limit` -- never by a Monte-Carlo point
+estimate.  For an affine encoder :func:`affine_mutual_information_upper_bounds` computes the
+upper bounds stably at any scale of A. For data in :math:`[0,1]^d`, :math:`H(x)\le 0`, so Thms 1+2 can never certify a
 per-dimension MSE above :func:`certifiable_mse` (at most :math:`1/(2\pi e)\approx 0.0585`).
 Typos in the supplementary proofs (S.1–S.2), harmless to the results: Eq. 13 / S5 reads
 :math:`\tfrac d2\log(2\pi e\,\varepsilon)` where :math:`\xi` is meant (and the step is an
@@ -51,13 +54,16 @@ from . import _pairwise as pw
 from ._validate import (SYM_RTOL, as_array, as_cov, as_dim, as_matrix, as_scalar, as_weights, check_psd,
                         check_symmetric_only, cholesky, inv_lower, log_base, logdet_chol,
                         spd_inverse_from_chol)
-from .gaussian import LOG_2PI_E
+from .gaussian import LOG_2PI_E, channel_svd
+from .mixture import _as_gmm
 
 __all__ = [
     "mse_lower_bound",
     "implied_entropy",
     "gmm_mutual_information_bound",
     "mutual_information_upper_bounds",
+    "affine_mutual_information_upper_bounds",
+    "affine_output_fisher_trace_upper",
     "conditional_entropy_lower_bound",
     "certifiable_mse",
     "fisher_information_linear",
@@ -358,6 +364,162 @@ def mutual_information_upper_bounds(weights, means, covs, noise_cov, base=None, 
     out["best"] = min(out["huber"], out["kl"], out["maxent"])
     lb = log_base(base)
     return {k: float(v / lb) for k, v in out.items()}
+
+
+#: the SVD of an m×n matrix M is exact for some M + E with ‖E‖₂ ≤ p·eps·‖M‖₂ (LAPACK's backward
+#: error, p a modest function of the sizes); forming M = L_n⁻¹AL_i adds n·eps·‖|L_n⁻¹A||L_i|‖.  We
+#: take p = SVD_SLACK·(m + n), a generous constant, for the rounding allowance of
+#: :func:`affine_mutual_information_upper_bounds`
+SVD_SLACK = 8.0
+
+
+def _affine_factors(gmm, A, cov_noise):
+    """Whitened components of ẑ = Ax (x ~ gmm) plus N(0, cov_noise): weights, whitened channel
+    matrices M_i = L_n⁻¹AL_i (K, k, d), their left singular vectors (K, k, r) and values (K, r),
+    the whitening B = L_n⁻¹A, and the largest ‖|B||L_i|‖_F (for the rounding allowance)."""
+    g = _as_gmm(gmm)
+    Am = as_matrix(A, "A", cols=g.dim)
+    k = Am.shape[0]
+    _, Ln = as_cov(cov_noise, "cov_noise", dim=k, return_chol=True)
+    B = inv_lower(Ln) @ Am
+    keep = g.weights > 0
+    w, mu, chols = g.weights[keep], g.means[keep], g._chols[keep]
+    M = np.matmul(B[None], chols)
+    r = min(k, g.dim)
+    U = np.empty((len(w), k, r))
+    sv = np.empty((len(w), r))
+    for i in range(len(w)):
+        Ui, si, _ = channel_svd(M[i])
+        U[i], sv[i] = Ui, si[:r]
+    scale = max(float(np.linalg.norm(np.abs(B) @ np.abs(c))) for c in chols)
+    return w, mu, M, U, sv, B, scale
+
+
+def affine_mutual_information_upper_bounds(gmm, A, cov_noise, base=None) -> dict:
+    r"""Upper bounds on :math:`I(z;\hat z)` for :math:`\hat z = Ax + c`, :math:`x\sim` ``gmm``, and
+    :math:`z = \hat z + \mathcal N(0,\Sigma_n)`, stable at any scale of :math:`A` (issue 18).
+
+    The same three bounds as :func:`mutual_information_upper_bounds` on the pushed-forward mixture
+    (:func:`theory.affine_pushforward`) — ``huber`` (Thm 2 as printed), ``kl`` (Kolchinsky–Tracey),
+    ``maxent`` — and ``best``, but computed in whitened coordinates from the SVD of each
+    component's channel :math:`M_i = L_n^{-1}AL_i = U_i\,\mathrm{diag}(s_i)V_i^\top`, so no
+    covariance :math:`A\Sigma_iA^\top` (singular, or 10²⁰ beside a noise of 1) is ever added to
+    :math:`\Sigma_n`.  With :math:`C_i = I + M_iM_i^\top` (whitened), :math:`\log|C_i| =
+    \sum_l\log(1+s_{il}^2)`, :math:`C_j^{-1/2} = I - U_j\,\mathrm{diag}(1-(1+s_j^2)^{-1/2})U_j^\top`:
+
+    .. math:: \mathrm{KL}(N_i\|N_j) = \tfrac12\Big(\|C_j^{-1/2}M_i\|_F^2 - \sum_l\frac{s_{jl}^2}{1+s_{jl}^2}
+              + \log|C_j| - \log|C_i| + \|C_j^{-1/2}L_n^{-1}A(\mu_i-\mu_j)\|^2\Big),
+
+    and ``maxent`` is :math:`\tfrac12\sum\log(1+\varsigma^2)` over the singular values ς of
+    :math:`[\sqrt{w_i}M_i,\ \sqrt{w_i}L_n^{-1}A(\mu_i-\bar\mu)]_i`, whose Gram matrix is the
+    whitened :math:`\operatorname{Cov}\hat z`.  The offset c changes none of them.
+
+    Returns the bounds and ``rounding``: an allowance (nats) for float64 rounding, from the SVD's
+    backward error :math:`\Delta = p\,\varepsilon\,\max_i\|\,|L_n^{-1}A|\,|L_i|\,\|_F` with
+    :math:`p =` :data:`SVD_SLACK`·(k + d): each :math:`\log(1+s^2)` moves by at most
+    :math:`\Delta + \Delta^2` when s moves by Δ, so every bound moves by at most
+    ``rounding`` = 4k(Δ + Δ²) (a generous multiple; ~10⁻¹⁰ nats at ‖A‖/σ ~ 100, and it grows
+    with ‖A‖/σ: at 10¹¹ float64 itself resolves the channel only to ~10⁻⁵).
+
+    Cost: K SVDs of k×d matrices and K² products of r×k by k×d matrices, O(K² k d min(k, d)).
+
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        The prior of x: ``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``.
+    A : array_like, shape (k, d)
+        The encoder's matrix (any scale, rank-deficient or with repeated rows).
+    cov_noise : array_like, shape (k, k)
+        Σn, symmetric positive definite.
+    base : float, optional
+        Logarithm base (nats by default).
+
+    Returns
+    -------
+    dict
+        ``{"huber", "kl", "maxent", "best", "rounding"}`` → float.
+
+    Examples
+    --------
+    x ~ N(0, I₂) through A = 10⁸·[[1, 1], [1, 1]] (rank one, duplicated rows), noise I: every bound
+    is the exact ½ log(1 + 4·10¹⁶) (the mutual information of a rank-one Gaussian channel).
+
+    >>> from theory import GaussianMixture
+    >>> g = GaussianMixture([1.0], [[0.0, 0.0]], [np.eye(2)])
+    >>> u = affine_mutual_information_upper_bounds(g, 1e8 * np.ones((2, 2)), np.eye(2))
+    >>> {m: round(u[m] - 0.5 * float(np.log1p(4e16)), 9) for m in ("huber", "kl", "maxent")}
+    {'huber': 0.0, 'kl': 0.0, 'maxent': 0.0}
+    """
+    w, mu, M, U, sv, B, scale = _affine_factors(gmm, A, cov_noise)
+    K, k, d = M.shape
+    s2 = sv * sv
+    logdets = np.sum(np.log1p(s2), axis=1)
+    coef = -np.expm1(-0.5 * np.log1p(s2))                                  # 1 − (1 + s²)^(-1/2), accurate for small s
+    tr_shift = -np.sum(s2 / (1.0 + s2), axis=1)                            # tr(C_j⁻¹) − k
+    KL = np.zeros((K, K))
+    for j in range(K):
+        Uj = U[j]
+        T = np.einsum("kr,ikd->ird", Uj, M)                                # U_jᵀM_i
+        Y = M - np.einsum("kr,r,ird->ikd", Uj, coef[j], T)                 # C_j^(-1/2) M_i
+        D = (mu - mu[j]) @ B.T                                             # L_n⁻¹A(μ_i − μ_j), (K, k)
+        Dy = D - ((D @ Uj) * coef[j][None, :]) @ Uj.T
+        KL[:, j] = 0.5 * (np.einsum("ikd,ikd->i", Y, Y) + tr_shift[j] + logdets[j] - logdets
+                          + np.einsum("ik,ik->i", Dy, Dy))
+    np.fill_diagonal(KL, 0.0)
+    KL = np.maximum(KL, 0.0)
+    mbar = w @ mu
+    F = np.concatenate([np.sqrt(w)[:, None, None] * M,
+                        (np.sqrt(w)[:, None] * ((mu - mbar) @ B.T))[:, :, None]], axis=2)   # (K, k, d + 1)
+    sF = np.linalg.svd(np.swapaxes(F, 0, 1).reshape(k, K * (d + 1)), compute_uv=False)
+    out = {"huber": float(np.sum(w * (-np.log(w) + 0.5 * logdets))),
+           "kl": float(pw.kt_bound(w, 0.5 * logdets, KL)),
+           "maxent": float(0.5 * np.sum(np.log1p(sF * sF)))}
+    out["best"] = min(out.values())
+    delta = SVD_SLACK * (k + d) * np.finfo(np.float64).eps * scale
+    lb = log_base(base)
+    res = {m: v / lb for m, v in out.items()}
+    res["rounding"] = float(4 * k * (delta + delta * delta) / lb)
+    return res
+
+
+def affine_output_fisher_trace_upper(gmm, A, cov_noise) -> float:
+    r"""An upper bound on :math:`\operatorname{Tr}J(\zeta)`, the Fisher information (location
+    family) of the whitened output :math:`\zeta = L_n^{-1}(Ax + c + \varepsilon)` of the affine
+    Gaussian channel, :math:`x\sim` ``gmm``.
+
+    ζ is the mixture :math:`\sum_i w_i\mathcal N(\nu_i, C_i)`, :math:`C_i = I + M_iM_i^\top`.  Fisher
+    information is convex in the density (:math:`\nabla p\nabla p^\top/p` is jointly convex in
+    :math:`(p, \nabla p)`), and :math:`J(\mathcal N(\nu, C)) = C^{-1}`, so
+
+    .. math:: \operatorname{Tr}J(\zeta) \le \sum_i w_i\operatorname{Tr}C_i^{-1}
+              = \sum_i w_i\Big(k - r + \sum_l \frac{1}{1+s_{il}^2}\Big) \le k.
+
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        The prior of x: ``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``.
+    A : array_like, shape (k, d)
+        The encoder's matrix.
+    cov_noise : array_like, shape (k, k)
+        Σn, symmetric positive definite.
+
+    Returns
+    -------
+    float
+        The bound on Tr J(ζ), at most k.
+
+    Examples
+    --------
+    One standard Gaussian through the identity with unit noise: ζ ~ N(0, 2I), J = I/2, so the
+    bound is exact, k/2.
+
+    >>> from theory import GaussianMixture
+    >>> affine_output_fisher_trace_upper(GaussianMixture([1.0], [[0.0, 0.0, 0.0]], [np.eye(3)]), np.eye(3), np.eye(3))
+    1.5
+    """
+    w, _, M, _, sv, _, _ = _affine_factors(gmm, A, cov_noise)
+    k, r = M.shape[1], sv.shape[1]
+    return float(np.sum(w * ((k - r) + np.sum(1.0 / (1.0 + sv * sv), axis=1))))
 
 
 def _method_bound(weights, means, covs, noise_cov, method, structure):

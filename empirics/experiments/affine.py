@@ -53,9 +53,29 @@ post-processing of z, which cannot help an attacker.)  The attack's target is th
 :math:`(\sqrt B - r)^2` for :math:`x_{32}`, with r the root-mean-square rounding of the input
 (:func:`input_rounding_floor`).
 
-The expectations :math:`\eta^2`, :math:`r^2` and :math:`\operatorname{Tr}J(z)` are Monte-Carlo
-averages over draws from the prior; their upper :data:`UPPER_SE`-standard-error limits are used
-(the same standard as H(x), whose Monte-Carlo error enters the comparisons as a standard error).
+**What each term is, and how it is bounded** (issue 18).  The floor is *deterministic* only when
+every term is: :math:`\operatorname{Tr}J(z) \le \sum_i w_i\operatorname{Tr}(I + M_iM_i^\top)^{-1}
+\le k` (convexity of Fisher information, :func:`theory.affine_output_fisher_trace_upper`); the
+input rounding :math:`r \le \big(\tfrac1d\sum_j(u\,s_j + \eta_{\min})^2\big)^{1/2}` with
+:math:`s_j^2 = E x_j^2` in closed form (:func:`input_rounding_bound`: round-to-nearest errs by at
+most :math:`u = 2^{-24}` relative, or :math:`\eta_{\min} = 2^{-150}` in the subnormal range); and
+:math:`\eta^2` from a rounding-error analysis of the deployed arithmetic
+(:func:`rounding_departure_bound`) — available only for encoders built from ``Linear`` layers
+and exact reshapes (Flatten, Unflatten, Identity, eval Dropout) with float32 parameters and
+float32 matmul precision "highest", where every output is a dot product plus bias evaluated in
+IEEE binary32 in any order, so :math:`|\mathrm{fl}(w\cdot y + c) - (w\cdot y + c)| \le
+\gamma_{n+1}(|w|\cdot|y| + |c|) + 2(n+1)\eta_{\min}` (Higham, *Accuracy and Stability of Numerical
+Algorithms*, 2nd ed., §3.1, Lemma 3.1/Eq. 3.4; :math:`\gamma_n = nu/(1-nu)`).  Propagated through
+the layers this gives :math:`|\delta(x)| \le H|x| + h` elementwise, and by Cauchy–Schwarz
+:math:`E\|\delta\|^2 \le \|Hs + h\|^2`.  The bound is also checked against the measured
+departure on every Monte-Carlo draw: one draw above it (a backend computing in TF32 or bf16, a
+convolution algorithm outside the model) refuses the deterministic floor.  For any other
+affine-by-construction encoder (convolutions, pooling, BatchNorm: the backend chooses
+algorithms, e.g. Winograd, FFT or TF32, whose errors this analysis does not cover) :math:`\eta^2`
+is a Monte-Carlo mean and enters through its one-sided CLT upper limit, so only a *confidence*
+floor exists.  Assumptions stated rather than proved: the noise is exactly
+:math:`\mathcal N(0, \sigma^2 I)` (its float32 sampler is taken as exact), and no value
+overflows float32 (the prior's mass beyond 3.4·10³⁸ is neglected).
 """
 
 from __future__ import annotations
@@ -68,8 +88,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["AFFINE_LAYERS", "AffineMap", "affine_by_construction", "exact_affine_map", "deployed_departure",
-           "departure_correction", "input_rounding_floor", "UPPER_SE"]
+__all__ = ["AFFINE_LAYERS", "MODELLED_LAYERS", "AffineMap", "RoundingBound", "affine_by_construction",
+           "exact_affine_map", "rounding_departure_bound", "deployed_departure", "departure_correction",
+           "input_rounding_bound", "input_rounding_floor", "second_moments", "U32", "ETA32"]
 
 #: module types that are affine maps in eval mode.  Exact types only: a subclass may override
 #: ``forward``.  (Lazy modules become one of these after their first forward pass.)
@@ -88,14 +109,31 @@ AFFINE_RTOL = 1e-6
 ROUNDING_SLACK = 64
 #: largest A (entries) built: 2·10⁷ float64 = 160 MB; beyond it the encoder is not certified
 MAX_AFFINE_ENTRIES = 20_000_000
-#: upper confidence limits of Monte-Carlo means use this many standard errors (one-sided ~3e-5)
-UPPER_SE = 4.0
+#: IEEE binary32: unit roundoff (round to nearest) and the largest absolute error of an operation
+#: whose result underflows (half the smallest subnormal, 2⁻¹⁴⁹)
+U32, ETA32 = 2.0 ** -24, 2.0 ** -150
+#: float64 unit roundoff (the float64 map A x + b is itself evaluated in float64)
+U64 = 2.0 ** -53
+#: layers whose float32 arithmetic :func:`rounding_departure_bound` models (dot products + bias, and
+#: reshapes that compute nothing); exact types, like AFFINE_LAYERS
+MODELLED_LAYERS = (nn.Sequential, nn.Linear, nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)
 #: prior draws per forward pass of the deployed encoder when measuring its departure
 DEPARTURE_BATCH = 1024
 
 
 def affine_by_construction(module: nn.Module) -> str:
-    """Why ``module`` is not affine by construction in eval mode ("" when it is)."""
+    """Why ``module`` is not affine by construction in eval mode ("" when it is).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The encoder.
+
+    Returns
+    -------
+    str
+        The first reason it is not (a layer outside the affine ones, a hook, training mode ...), or "".
+    """
     from torch.nn.modules import module as _m  # deferred: torch's private module, read only here
     if _m._global_forward_hooks or _m._global_forward_pre_hooks:
         return "global forward hooks are registered (they may change any module's output)"
@@ -140,6 +178,19 @@ def exact_affine_map(encoder: nn.Module, input_shape, x_check) -> tuple[AffineMa
     ``x_check`` (N, *input_shape): inputs on which the map is confirmed against the float64 copy
     (tolerance: :data:`AFFINE_RTOL` of the output's s.d. per coordinate plus the float64 rounding
     allowance).  The encoder's own parameters are read, never modified.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        The encoder (read, never modified).
+    input_shape : tuple of int
+        One input's shape (d = its product).
+    x_check : torch.Tensor, shape (N, *input_shape)
+        Inputs on which the map is confirmed.
+
+    Returns
+    -------
+    tuple of (AffineMap or None, str)
 
     Examples
     --------
@@ -188,14 +239,194 @@ def exact_affine_map(encoder: nn.Module, input_shape, x_check) -> tuple[AffineMa
     return amap, ""
 
 
+@dataclass
+class RoundingBound:
+    r"""``|δ(x)| ≤ H|x| + h`` elementwise for the deployed float32 encoder (:func:`rounding_departure_bound`)."""
+
+    H: np.ndarray  # (k, d), non-negative
+    h: np.ndarray  # (k,), non-negative
+    layers: int
+
+    def per_draw(self, x64: np.ndarray) -> np.ndarray:
+        """The bound on |δ| at each row of ``x64`` (n, d): shape (n, k)."""
+        return np.abs(x64.reshape(len(x64), -1)) @ self.H.T + self.h
+
+    def eta2(self, moments: np.ndarray, noise_sd: float) -> float:
+        r""":math:`E\|\delta/\sigma\|^2 \le \|Hs + h\|^2/\sigma^2`, ``moments`` = s (d,), :math:`s_j^2 = E x_j^2`."""
+        v = self.H @ moments + self.h
+        return float(v @ v) / noise_sd ** 2
+
+
+def _gamma(n: int, u: float) -> float:
+    if n * u >= 0.5:
+        return math.inf
+    return n * u / (1.0 - n * u)
+
+
+def rounding_departure_bound(encoder: nn.Module, amap: AffineMap) -> tuple[RoundingBound | None, str]:
+    r"""``(RoundingBound, "")`` bounding the deployed float32 encoder's departure from ``amap``, or ``(None, why)``.
+
+    For the layers in :data:`MODELLED_LAYERS` only (module docstring).  With exact values
+    :math:`y_l = W_ly_{l-1} + c_l` from :math:`y_0 = x_{32}` (the float32 input), computed values
+    :math:`\hat y_l` and errors :math:`e_l = \hat y_l - y_l`, an output of a Linear layer with m
+    non-zero terms (weights, and the bias; an exact zero adds no rounding) gives
+    :math:`|e_l| \le |W_l||e_{l-1}| + \gamma_m(|W_l|(|y_{l-1}| + |e_{l-1}|) + |c_l|) + 2m\eta_{\min}`
+    (γ taken row by row),
+    and :math:`|y_l| \le P_l|x_{32}| + p_l` with the absolute-value network
+    :math:`P_l = |W_l|P_{l-1}`, :math:`p_l = |W_l|p_{l-1} + |c_l|`; so :math:`|e| \le G|x_{32}| + g`
+    by the recursion :math:`G_l = (1+\gamma)|W_l|G_{l-1} + \gamma|W_l|P_{l-1}`,
+    :math:`g_l = (1+\gamma)|W_l|g_{l-1} + \gamma(|W_l|p_{l-1} + |c_l|) + 2m\eta_{\min}`.
+    The float64 map A, b (:func:`exact_affine_map`) is itself the product of the parameters
+    evaluated in float64: it differs from the exact product by at most :math:`c_{64}(P|x| + p)`,
+    :math:`c_{64} = 2\sum_l(n_l + 1)u_{64}`.  Finally :math:`|x_{32}| \le (1+u)|x| + \eta_{\min}`
+    and :math:`|x_{32} - x| \le u|x| + \eta_{\min}`, so with :math:`\tilde G = G + c_{64}P`,
+    :math:`\delta = \hat y - (Ax + b)` obeys :math:`|\delta| \le H|x| + h`,
+    :math:`H = (1+u)\tilde G + u|A|`, :math:`h = \eta_{\min}(\tilde G + |A|)\mathbf 1 + g + c_{64}p`.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        The deployed float32 encoder.
+    amap : AffineMap
+        The exact float64 map x ↦ A x + b (``A (k, d)``, ``b (k,)``) of the encoder.
+
+    Returns
+    -------
+    tuple of (RoundingBound or None, str)
+
+    Examples
+    --------
+    The identity in float32 computes exactly (one non-zero term per output: γ₁ = u); δ is the
+    input's rounding, at most u|x|, so H is ≈ 2u on the diagonal.
+
+    >>> lin = nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = lin.weight.copy_(torch.eye(2)); _ = lin.bias.zero_()
+    >>> amap, _ = exact_affine_map(lin, (2,), torch.randn(10, 2))
+    >>> rb, why = rounding_departure_bound(lin, amap)
+    >>> why, bool(np.all(np.diag(rb.H) >= 2.0 ** -24)), bool(rb.H.max() < 2.01 * 2.0 ** -24)
+    ('', True, True)
+    """
+    if torch.get_float32_matmul_precision() != "highest":
+        return None, (f"torch's float32 matmul precision is {torch.get_float32_matmul_precision()!r}, not 'highest' "
+                      f"(TF32 / bf16 arithmetic is not the modelled IEEE float32)")
+    for name, m in encoder.named_modules():
+        if type(m) not in MODELLED_LAYERS:
+            where = f"its module {name!r}" if name else "the encoder"
+            return None, (f"{where} is a {type(m).__name__}: its float32 arithmetic (the algorithm is the backend's "
+                          f"choice) is outside the rounding model, so the departure is bounded statistically")
+        if isinstance(m, nn.Linear) and any(t is not None and t.dtype != torch.float32 for t in (m.weight, m.bias)):
+            return None, f"its module {name!r} has {m.weight.dtype} parameters (the rounding model is float32's)"
+    shape = tuple(amap.input_shape)
+    d = int(np.prod(shape))
+    P, p = np.eye(d), np.zeros(d)
+    G, g = np.zeros((d, d)), np.zeros(d)
+    c64, layers = 0.0, 0
+    cur = torch.zeros((1, *shape), dtype=torch.float32)
+    leaves = [m for m in encoder.modules() if not isinstance(m, nn.Sequential)]
+    with torch.no_grad():
+        for m in leaves:
+            if isinstance(m, nn.Linear):
+                n_in = m.in_features
+                reps = int(np.prod(cur.shape[1:-1], dtype=np.int64))
+                w = m.weight.detach().cpu().double().numpy()
+                c = m.bias.detach().cpu().double().numpy() if m.bias is not None else np.zeros(w.shape[0])
+                # terms that are exactly zero add no rounding: γ of the non-zero terms of each row
+                terms = np.tile(np.count_nonzero(w, axis=1) + (c != 0), reps)
+                gam = np.array([_gamma(int(t), U32) for t in terms])[:, None]
+                if not np.all(np.isfinite(gam)):
+                    return None, f"a Linear layer's fan-in {n_in} is too large for float32's error bound"
+                Wa = np.kron(np.eye(reps), np.abs(w))
+                ca = np.tile(np.abs(c), reps)
+                a = 2 * terms * ETA32
+                G, g = (1 + gam) * (Wa @ G) + gam * (Wa @ P), (1 + gam[:, 0]) * (Wa @ g) + gam[:, 0] * (Wa @ p + ca) + a
+                P, p = Wa @ P, Wa @ p + ca
+                c64 += 2 * (n_in + 1) * U64
+                layers += 1
+            cur = _run_leaf(m, cur)
+    if P.shape[0] != amap.A.shape[0]:
+        return None, "the layer walk does not reproduce the encoder's output size"
+    Gt = G + c64 * P
+    absA = np.abs(amap.A)
+    H = (1 + U32) * Gt + U32 * absA
+    h = ETA32 * (Gt.sum(1) + absA.sum(1)) + g + c64 * p
+    return RoundingBound(H, h, layers), ""
+
+
+def _run_leaf(m: nn.Module, cur: torch.Tensor) -> torch.Tensor:
+    """The per-sample shape after a leaf module (a float64 copy on the CPU: the user's module is not run)."""
+    mm = copy.deepcopy(m).to(device="cpu", dtype=torch.float64).eval()
+    return mm(cur.to(torch.float64))
+
+
+def second_moments(gmm) -> np.ndarray:
+    r""":math:`s_j = (E x_j^2)^{1/2}` of a Gaussian mixture, :math:`E x_j^2 = \sum_i w_i(\mu_{ij}^2 + \Sigma_{i,jj})`.
+
+    Parameters
+    ----------
+    gmm : theory.GaussianMixture
+        The known prior of x (``weights (K,)``, ``means (K, d)``, ``covs (K, d, d)``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (d,)
+    """
+    ex2 = gmm.weights @ (gmm.means ** 2 + np.diagonal(gmm.covs, axis1=1, axis2=2))
+    return np.sqrt(ex2)
+
+
+def input_rounding_bound(moments: np.ndarray) -> float:
+    r"""A bound on the root-mean-square rounding of x to float32 per element:
+    :math:`r \le (\tfrac1d\sum_j(u s_j + \eta_{\min})^2)^{1/2}` (``moments`` = s).
+
+    Parameters
+    ----------
+    moments : numpy.ndarray, shape (d,)
+        :math:`s_j`, the root second moments of the inputs (:func:`second_moments`).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> input_rounding_bound(np.ones(4)) == 2.0 ** -24 + 2.0 ** -150
+    True
+    """
+    v = U32 * np.asarray(moments, dtype=np.float64) + ETA32
+    return float(math.sqrt(float(v @ v) / len(v)))
+
+
 @torch.no_grad()
-def deployed_departure(encode, amap: AffineMap, x64: np.ndarray, noise_sd: float, *, device) -> dict:
+def deployed_departure(encode, amap: AffineMap, x64: np.ndarray, noise_sd: float, *, device,
+                       bound: RoundingBound | None = None) -> dict:
     """How far the deployed encoder departs from ``amap`` on float64 prior draws ``x64``.
 
     ``encode``: the deployed encoder as called by the attacks (fed the float32 inputs the data
-    holds).  Returns ``eta2`` = mean of ‖δ/σ‖² (± ``eta2_stderr``, ``eta2_upper`` its upper
-    :data:`UPPER_SE` limit), ``max_abs`` = max |δ|, ``max_over_variation`` = max |δⱼ| / s.d.ⱼ of
-    ẑ, and ``input_rms`` / ``input_rms_upper`` = root-mean-square rounding of x to float32 per element.
+    holds).  Returns ``eta2`` = mean of ‖δ/σ‖² ± ``eta2_stderr`` (sample s.d./√n) and its sample
+    ``eta2_skewness``, ``max_abs`` = max |δ|, ``max_over_variation`` = max |δⱼ| / s.d.ⱼ of ẑ,
+    ``input_rms`` = measured root-mean-square rounding of x to float32 per element, and — with a
+    :class:`RoundingBound` — ``above_bound``: the draws on which some |δⱼ| exceeds it (plus the
+    float64 evaluation of A x + b, 4(d + 1)u₆₄(|A||x| + |b|)), which must be 0.
+
+    Parameters
+    ----------
+    encode : callable
+        The deployed encoder (float32 inputs (n, *input_shape) → features (n, k)).
+    amap : AffineMap
+        The exact float64 map x ↦ A x + b (``A (k, d)``, ``b (k,)``) of the encoder.
+    x64 : numpy.ndarray, shape (n, d)
+        Prior draws, float64.
+    noise_sd : float
+        σ of the channel noise.
+    device : torch.device
+        Where ``encode`` runs.
+    bound : RoundingBound, optional
+        The analysis's bound on the departure.
+
+    Returns
+    -------
+    dict
     """
     x32 = torch.as_tensor(x64, dtype=torch.float32)
     outs = []
@@ -208,17 +439,38 @@ def deployed_departure(encode, amap: AffineMap, x64: np.ndarray, noise_sd: float
     e2 = (delta ** 2).sum(1) / noise_sd ** 2
     n = len(e2)
     se = float(e2.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    sd = float(e2.std(ddof=0))
+    skew = float(((e2 - e2.mean()) ** 3).mean() / sd ** 3) if sd > 0 else 0.0
     r2 = ((x32.double().numpy() - x64) ** 2).reshape(n, -1).mean(1)
-    r2_up = float(r2.mean() + UPPER_SE * (r2.std(ddof=1) / math.sqrt(n) if n > 1 else math.inf))
     variation = np.maximum(ideal.std(0), 1e-300)
-    return {"n": n, "eta2": float(e2.mean()), "eta2_stderr": se, "eta2_upper": float(e2.mean() + UPPER_SE * se),
-            "max_abs": float(np.abs(delta).max()), "max_over_variation": float((np.abs(delta) / variation).max()),
-            "input_rms": float(math.sqrt(r2.mean())), "input_rms_upper": math.sqrt(max(r2_up, 0.0))}
+    out = {"n": n, "eta2": float(e2.mean()), "eta2_stderr": se, "eta2_skewness": skew,
+           "max_abs": float(np.abs(delta).max()), "max_over_variation": float((np.abs(delta) / variation).max()),
+           "input_rms": float(math.sqrt(r2.mean()))}
+    if bound is not None:
+        xs = x64.reshape(n, -1)
+        slack = 4 * (xs.shape[1] + 1) * U64 * (np.abs(xs) @ np.abs(amap.A).T + np.abs(amap.b))
+        out["above_bound"] = int(np.any(np.abs(delta) > bound.per_draw(xs) + slack, axis=1).sum())
+    return out
 
 
 def departure_correction(eta2_upper: float, trace_fisher_upper: float) -> float:
-    """Nats added to an upper bound on I(x; z) by the lemma: η·√Tr J + η²/2 (whitened units).
+    """Nats added to an upper bound on I(x; z) by the lemma: η·√Tr J + η²/2 (whitened units), for
+    upper bounds η² ≥ E‖δ/σ‖² and Tr J ≥ Tr J(z).
 
+    Parameters
+    ----------
+    eta2_upper : float
+        An upper bound η² on E‖δ/σ‖².
+    trace_fisher_upper : float
+        An upper bound on Tr J(z) (whitened).
+
+    Returns
+    -------
+    float
+        Nats.
+
+    Examples
+    --------
     >>> round(departure_correction(0.04, 1.0), 12)      # η = 0.2: 0.2·1 + 0.02
     0.22
     """
@@ -233,6 +485,19 @@ def input_rounding_floor(bound: float, rms_upper: float) -> float:
 
     ‖x₃₂ − x̂‖ ≥ ‖x − x̂‖ − ‖x − x₃₂‖ in L²: MSE₃₂ ≥ (√bound − r)² when √bound > r (else 0).
 
+    Parameters
+    ----------
+    bound : float
+        A floor for the MSE per element against the exact inputs.
+    rms_upper : float
+        An upper bound r on the root-mean-square rounding of the inputs.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
     >>> round(input_rounding_floor(0.25, 0.1), 12)      # (0.5 − 0.1)²
     0.16
     """

@@ -12,12 +12,14 @@ Steps (:func:`check_defense`; the command line ``invlimits check-defense`` is a 
    attack sees the same observations, so comparisons can be paired): a decoder trained on the
    training split, the white-box optimization attack, and — whenever the channel's posterior is
    known — ``bayes``, the exact posterior mean (:func:`.check_bounds.bayes_attack`).
-3. **Bounds** (:mod:`.check_bounds`): certificates when the encoder is affine by construction and
-   the prior is a known Gaussian mixture (``synthetic-mixture`` or ``dataset=`` a
-   :class:`theory.GaussianMixture`), estimates otherwise — each with ``rigorous`` and its
-   assumptions; "no finite bound" with the reason where the theory says nothing.
+3. **Bounds** (:mod:`.check_bounds`): when the encoder is affine by construction and the prior is
+   a known Gaussian mixture (``synthetic-mixture`` or ``dataset=`` a :class:`theory.GaussianMixture`),
+   floors with ``guarantee`` "deterministic" (exact quantities, proved inequalities; where the
+   rounding analysis covers the encoder) and "confidence" (Monte-Carlo limits at family-wise level
+   ``alpha``); estimates ("none") otherwise — each with its assumptions; "no finite bound" with the
+   reason where the theory says nothing.
 4. **Verdict** (:mod:`.check_verdict`): every attack against every finite bound as a one-sided
-   test at family-wise level 0.1 %; only a significant violation of a rigorous bound is a bug.
+   test at family-wise level 0.1 %; only a significant violation of a guaranteed floor is a bug.
 
 Warnings: a stochastic encoder (two eval-mode passes differ — Theorem 2 assumes ẑ = f(x)
 deterministic; ``encoder_noise=`` declares internal Gaussian noise as channel noise), accuracy near
@@ -41,8 +43,9 @@ from theory._io import write_json_atomic
 
 from ..checks import chance_level
 from ..data import DataSplit, synthetic_mixture
-from ..kinds.check_defense import (CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TEST, PRIOR_N_TRAIN, SPLIT_DATASET,
-                                   CheckDefenseConfig, CheckDefenseResult, check_sigma, file_hash)
+from ..kinds.check_defense import (ALPHA, CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TEST, PRIOR_N_TRAIN,
+                                   SPLIT_DATASET, CheckDefenseConfig, CheckDefenseResult, check_mc_settings, check_sigma,
+                                   file_hash)
 from ..records import Record
 from ..registry import fingerprint, load_dataset, spec
 from ..specs import AttackSpec
@@ -51,7 +54,7 @@ from ..usercode import load_factory
 from .check_analysis import analyse
 from .check_deploy import deploy, noise_warnings, observe, run_attacks
 from .check_encoder import build_encoder, load_weights, module_hash, spec_hash, validate_output
-from .check_verdict import comparisons, verdict
+from .check_verdict import comparisons, tightest_floors, verdict
 from .common import RunContext
 from .runner import device_name
 
@@ -164,7 +167,7 @@ def _attack_specs(attacks, attack_epochs: int, opt_steps: int) -> tuple:
 
 
 def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_encoder=None, head=True, epochs=15,
-                         attacks=(), fisher_samples=256, k_per_class=3, n_mc=N_MC, n_train=PRIOR_N_TRAIN,
+                         attacks=(), fisher_samples=256, k_per_class=3, n_mc=N_MC, alpha=ALPHA, n_train=PRIOR_N_TRAIN,
                          n_test=PRIOR_N_TEST, seed=0) -> CheckDefenseConfig:
     """The configuration (identity) of checking ``subject`` with these settings.
 
@@ -184,6 +187,8 @@ def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_en
         The attacks.
     fisher_samples, k_per_class, n_mc : int
         Sizes of the Fisher estimate, the mixture fit and the Monte-Carlo draws.
+    alpha : float
+        Family-wise level of the confidence floors.
     n_train, n_test : int
         Samples of a Gaussian-mixture prior.
     seed : int
@@ -203,7 +208,8 @@ def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_en
         encoder=subject.label, encoder_hash=subject.encoder_hash, weights=subject.weights,
         weights_hash=subject.weights_hash, dataset=subject.dataset, dataset_hash=subject.dataset_hash, noise=noise,
         encoder_noise=encoder_noise, train_encoder=train_encoder, head=bool(head), epochs=epochs, attacks=attacks,
-        fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, n_train=n_train, n_test=n_test, seed=seed)
+        fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, alpha=alpha, n_train=n_train,
+        n_test=n_test, seed=seed)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -245,15 +251,15 @@ def run_check(subject: Subject, cfg: CheckDefenseConfig, ctx: RunContext) -> Che
         head_trained=acc is not None, accuracy=acc, chance=chance_level(test.y.numpy()), n_test=len(test),
         attacks=[r.row() for r in runs], bounds={k: b.to_dict() for k, b in an.bounds.items()}, comparisons=rows,
         warnings=warnings, verdict=headline, bug=bug, certifiable_mse=an.certifiable, affine=an.affine,
-        conditional_entropy=an.conditional_entropy, dfil=an.dfil)
+        conditional_entropy=an.conditional_entropy, dfil=an.dfil, floors=tightest_floors(an.bounds))
 
 
 def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encoder_noise: float = 0.0, weights=None,
                          train_encoder: bool | None = None, head: bool = True, out=None, epochs: int = 15,
                          attack_epochs: int = 20, attacks: Sequence = ("decoder", "optimization"), seed: int = 0,
                          device="auto", k_per_class: int = 3, progress: bool = False, opt_steps: int = 200,
-                         fisher_samples: int = 256, n_mc: int = N_MC, n_train: int = PRIOR_N_TRAIN,
-                         n_test: int = PRIOR_N_TEST, reuse: bool = True) -> Record:
+                         fisher_samples: int = 256, n_mc: int = N_MC, alpha: float = ALPHA,
+                         n_train: int = PRIOR_N_TRAIN, n_test: int = PRIOR_N_TEST, reuse: bool = True) -> Record:
     """:func:`check_defense` returning the stored :class:`empirics.records.Record` (the CLI's entry point).
 
     With ``out``, the record goes to ``out/records/<key>.json`` and an ``ok`` record of the same
@@ -262,7 +268,7 @@ def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encod
     Parameters
     ----------
     encoder, dataset, noise, encoder_noise, weights, train_encoder, head, out, epochs, attack_epochs,
-    attacks, seed, device, k_per_class, progress, opt_steps, fisher_samples, n_mc, n_train, n_test, reuse
+    attacks, seed, device, k_per_class, progress, opt_steps, fisher_samples, n_mc, alpha, n_train, n_test, reuse
         As for :func:`check_defense`.
 
     Returns
@@ -272,11 +278,12 @@ def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encod
     """
     check_sigma(noise, "noise", positive=True)
     check_sigma(encoder_noise, "encoder_noise", positive=False)
+    check_mc_settings(n_mc, alpha)  # before any work: the level in (0, 1), enough draws for it
     subject = prepare_subject(encoder, dataset=dataset, weights=weights, seed=seed, n_train=n_train, n_test=n_test)
     cfg = check_defense_config(subject, noise=noise, encoder_noise=encoder_noise, train_encoder=train_encoder,
                                head=head, epochs=epochs, attacks=_attack_specs(attacks, attack_epochs, opt_steps),
-                               fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, n_train=n_train,
-                               n_test=n_test, seed=seed)
+                               fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, alpha=alpha,
+                               n_train=n_train, n_test=n_test, seed=seed)
     store = RecordStore(Path(out) / "records") if out is not None else None
     if store is not None and reuse:
         rec = store.get(cfg)
@@ -296,8 +303,9 @@ def check_defense(encoder: "str | Callable[[], nn.Module] | nn.Module", *,
                   encoder_noise: float = 0.0, weights: "str | Path | None" = None, train_encoder: bool | None = None,
                   head: bool = True, epochs: int = 15, attack_epochs: int = 20,
                   attacks: Sequence[str] = ("decoder", "optimization"), opt_steps: int = 200,
-                  fisher_samples: int = 256, k_per_class: int = 3, n_mc: int = N_MC, n_train: int = PRIOR_N_TRAIN,
-                  n_test: int = PRIOR_N_TEST, seed: int = 0, device: str = "auto", progress: bool = False,
+                  fisher_samples: int = 256, k_per_class: int = 3, n_mc: int = N_MC, alpha: float = ALPHA,
+                  n_train: int = PRIOR_N_TRAIN, n_test: int = PRIOR_N_TEST, seed: int = 0, device: str = "auto",
+                  progress: bool = False,
                   out: "str | Path | None" = None, reuse: bool = True) -> CheckDefenseResult:
     """Check a user's encoder, as deployed, against every bound; a tested verdict.
 
@@ -337,7 +345,10 @@ def check_defense(encoder: "str | Callable[[], nn.Module] | nn.Module", *,
     k_per_class : int
         Mixture components per class of the H(x|z) estimate.
     n_mc : int
-        Monte-Carlo draws (H(x), Fisher informations, the departure of the deployed encoder).
+        Monte-Carlo draws (H(x), the departure, Fisher information); at least
+        :func:`~empirics.kinds.check_defense.min_mc_draws` (alpha) — 2000 at the default level.
+    alpha : float in (0, 1)
+        Family-wise level of the confidence floors: each holds with probability ≥ 1 − alpha.
     n_train, n_test : int
         Samples drawn from a Gaussian-mixture ``dataset`` (ignored otherwise).
     seed : int
@@ -356,8 +367,10 @@ def check_defense(encoder: "str | Callable[[], nn.Module] | nn.Module", *,
     -------
     CheckDefenseResult
         ``attacks`` (``{name, mse, mse_stderr, n, psnr?, ssim?}``), ``bounds`` (name → ``{value,
-        stderr, rigorous, finite, assumptions}``), ``comparisons`` (``{attack, bound, difference,
-        stderr, z, status, ...}``), ``warnings``, ``verdict``, ``bug``, ``encoder_trained``,
+        stderr, guarantee, confidence, finite, assumptions}``; ``guarantee`` "deterministic",
+        "confidence" — then ``confidence`` = 1 − alpha — or "none"), ``comparisons`` (``{attack,
+        bound, guarantee, difference, stderr, z, status, ...}``), ``floors`` (the tightest
+        deterministic and confidence floors), ``warnings``, ``verdict``, ``bug``, ``encoder_trained``,
         ``accuracy``, ``certifiable_mse``, ``affine`` ...; ``to_dict()`` gives them as plain data.
         The record (key, configuration, seconds) is :func:`check_defense_record`'s.
     """
@@ -365,7 +378,8 @@ def check_defense(encoder: "str | Callable[[], nn.Module] | nn.Module", *,
                                train_encoder=train_encoder, head=head, out=out, epochs=epochs,
                                attack_epochs=attack_epochs, attacks=attacks, seed=seed, device=device,
                                k_per_class=k_per_class, progress=progress, opt_steps=opt_steps,
-                               fisher_samples=fisher_samples, n_mc=n_mc, n_train=n_train, n_test=n_test, reuse=reuse)
+                               fisher_samples=fisher_samples, n_mc=n_mc, alpha=alpha, n_train=n_train, n_test=n_test,
+                               reuse=reuse)
     if out is not None:
         write_json_atomic(Path(out) / "check_defense.json",
                           {**rec.result, "key": rec.key, "config": rec.config, "seconds": rec.seconds})

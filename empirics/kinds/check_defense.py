@@ -11,8 +11,11 @@ weights never reuse an old record.  (A change in a file the module imports is no
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
+
+from scipy import stats
 
 from theory._validate import expect_int, expect_number
 
@@ -22,8 +25,8 @@ from ..registry import names, spec
 from ..results import Section
 from ..specs import AttackSpec
 
-__all__ = ["CheckDefenseConfig", "CheckDefenseResult", "file_hash", "check_section", "CHECK_ATTACKS",
-           "PRIOR_DATASET", "SPLIT_DATASET", "KIND"]
+__all__ = ["CheckDefenseConfig", "CheckDefenseResult", "file_hash", "min_mc_draws", "check_mc_settings",
+           "check_section", "guarantee_label", "CHECK_ATTACKS", "PRIOR_DATASET", "SPLIT_DATASET", "ALPHA", "KIND"]
 
 #: attacks check-defense runs by name (they reconstruct from the deployed features); the exact
 #: Bayes attack ``bayes`` is added by itself whenever the channel's posterior is known
@@ -39,6 +42,93 @@ PRIOR_N_TRAIN, PRIOR_N_TEST = 3000, 1000
 #: Monte-Carlo draws for H(x), Fisher informations and the departure (H(x) of synthetic-mixture:
 #: s.e. ~0.02 nats, i.e. ~0.3 % of a Theorem 1 floor in d = 16)
 N_MC = 20000
+#: family-wise level of the confidence floors: each holds with probability ≥ 1 − ALPHA (Bonferroni
+#: over the Monte-Carlo quantities it uses)
+ALPHA = 1e-3
+#: the fewest draws accepted at any level, and the skewness of the per-draw departure ‖δ/σ‖² up to
+#: which :func:`min_mc_draws` makes its CLT limit mean what it says
+N_MC_FLOOR, SKEW_MAX = 2000, 3.0
+#: Monte-Carlo quantities a confidence floor may use (H(x), and the departure η² when no rounding
+#: analysis bounds it): the level of each is α / MC_QUANTITIES at most
+MC_QUANTITIES = 2
+
+
+def edgeworth_draws(alpha_each: float, skewness: float) -> int:
+    r"""Draws for which the one-sided CLT limit at level ``alpha_each`` errs by at most half its level.
+
+    The first Edgeworth term of a standardised mean of n draws with skewness γ moves the tail
+    probability at z = Φ⁻¹(1 − a) by γ(z² − 1)φ(z)/(6√n); it stays ≤ a/2 when
+    :math:`n \ge (\gamma(z^2-1)\varphi(z)/(3a))^2`.
+
+    Parameters
+    ----------
+    alpha_each : float
+        The level a of one limit, in (0, 1).
+    skewness : float
+        γ, the skewness of one draw.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> edgeworth_draws(5e-4, 3.0)
+    1221
+    """
+    z = float(stats.norm.isf(alpha_each))
+    return int(math.ceil((abs(skewness) * (z * z - 1) * float(stats.norm.pdf(z)) / (3 * alpha_each)) ** 2))
+
+
+def min_mc_draws(alpha: float = ALPHA) -> int:
+    """The fewest Monte-Carlo draws check-defense accepts at family-wise level ``alpha``.
+
+    Of the Monte-Carlo quantities behind a confidence floor, H(x) enters through a limit that holds
+    at any n (:func:`theory.mixture_entropy_lower_limit`); the departure η² of an encoder outside
+    the rounding model enters through a one-sided CLT limit at level α/2, which needs
+    :func:`edgeworth_draws` for skewness up to :data:`SKEW_MAX` (the run reports the measured
+    skewness and warns when it asks for more), and never fewer than :data:`N_MC_FLOOR`.
+
+    Parameters
+    ----------
+    alpha : float
+        Family-wise level of the confidence floors, in (0, 1).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> min_mc_draws(1e-3), min_mc_draws(1e-6)
+    (2000, 13576)
+    """
+    return max(N_MC_FLOOR, edgeworth_draws(alpha / MC_QUANTITIES, SKEW_MAX))
+
+
+def check_mc_settings(n_mc, alpha) -> None:
+    """``alpha`` in (0, 1) and ``n_mc`` ≥ :func:`min_mc_draws` (one ValueError naming the argument).
+
+    Parameters
+    ----------
+    n_mc : int
+        Monte-Carlo draws.
+    alpha : float
+        Family-wise level of the confidence floors.
+
+    Returns
+    -------
+    None
+    """
+    ok = not isinstance(alpha, bool) and isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0 < alpha < 1
+    if not ok:
+        raise ValueError(f"alpha: expected the family-wise level of the confidence floors, a number in (0, 1), "
+                         f"got {alpha!r}")
+    expect_int(n_mc, "n_mc")
+    need = min_mc_draws(alpha)
+    if n_mc < need:
+        raise ValueError(f"n_mc: expected at least {need} Monte-Carlo draws (confidence floors at family-wise "
+                         f"α = {alpha:g} need them for their CLT limit to mean what it says), got {n_mc}")
 
 
 def file_hash(path) -> str:
@@ -73,7 +163,9 @@ class CheckDefenseConfig(Config):
 
     ``train_encoder`` False: the encoder is checked exactly as given (``--weights``, a module
     instance, or one without trainable parameters); ``head`` False: no head, no accuracy.
-    ``n_train`` / ``n_test`` apply to a user's Gaussian-mixture prior only.
+    ``n_train`` / ``n_test`` apply to a user's Gaussian-mixture prior only.  ``alpha`` is the
+    family-wise level of the confidence floors (they hold with probability ≥ 1 − alpha);
+    ``n_mc`` ≥ :func:`min_mc_draws` (alpha).
     """
 
     kind: ClassVar[str] = "check-defense"
@@ -92,6 +184,7 @@ class CheckDefenseConfig(Config):
     fisher_samples: int = 256
     k_per_class: int = 3
     n_mc: int = N_MC
+    alpha: float = ALPHA
     n_train: int = PRIOR_N_TRAIN
     n_test: int = PRIOR_N_TEST
     seed: int = 0
@@ -108,6 +201,7 @@ class CheckDefenseConfig(Config):
         check_sigma(self.encoder_noise, "encoder_noise", positive=False)
         for n in ("epochs", "fisher_samples", "k_per_class", "n_mc", "n_train", "n_test"):
             expect_int(getattr(self, n), n)
+        check_mc_settings(self.n_mc, self.alpha)
         expect_int(self.seed, "seed", minimum=0)
         specs = tuple(AttackSpec.parse(a) for a in self.attacks)
         bad = [a.name for a in specs if a.name not in CHECK_ATTACKS]
@@ -121,7 +215,8 @@ class CheckDefenseConfig(Config):
 
 @dataclass(frozen=True, kw_only=True)
 class CheckDefenseResult(Result):
-    """What check-defense found: attacks, bounds, the comparisons between them, warnings, verdict."""
+    """What check-defense found: attacks, bounds, the comparisons between them, warnings, verdict, and
+    ``floors``: the tightest deterministic and the tightest confidence floor (absent: none exists)."""
 
     dataset: str
     noise: float
@@ -141,6 +236,7 @@ class CheckDefenseResult(Result):
     affine: Optional[dict] = None
     conditional_entropy: dict = field(default_factory=dict)
     dfil: dict = field(default_factory=dict)
+    floors: dict = field(default_factory=dict)  # the tightest floor of each guarantee: {bound, value, confidence?}
 
 
 
@@ -149,17 +245,36 @@ class CheckDefenseResult(Result):
 ATTACKS_NOTE = ("Held-out per-element reconstruction MSE (± s.e. over inputs) of each attack, all from the same draw "
                 "of the deployed (noisy) features; bayes is the exact posterior mean of the float64 channel.")
 BOUNDS_NOTE = (
-    "Floors on any attacker's per-element MSE (Cramér–Rao: unbiased attackers only). rigorous = yes only where every "
-    "assumption holds for the channel as deployed (see assumptions); 'no' marks an estimate or a reference, which an "
-    "attack may beat without a bug. A missing value is 'no finite bound', with the reason.")
+    "Floors on any attacker's per-element MSE (Cramér–Rao: unbiased attackers only). guarantee = deterministic: "
+    "exact quantities and proved inequalities only; confidence 1 − α: Monte-Carlo quantities enter through "
+    "one-sided limits and the floor holds with at least that probability; estimate: a point estimate or a "
+    "reference, which an attack may beat without a bug. Every assumption is listed; a missing value is 'no "
+    "finite bound', with the reason.")
 COMPARISONS_NOTE = ("attack MSE − bound, its standard error (paired over the same inputs where the bound has a value "
-                    "per input) and z; violated = significantly below at family-wise 0.1 %; only a violated rigorous "
-                    "bound is a bug (exit status 1).")
+                    "per input) and z; violated = significantly below at family-wise 0.1 %; only a violated guaranteed "
+                    "floor is a bug (exit status 1).")
+
+
+def guarantee_label(b: dict) -> str:
+    """A stored floor's guarantee in words.
+
+    Parameters
+    ----------
+    b : dict
+        A bound of a result (``guarantee`` and, for a confidence floor, ``confidence``).
+
+    Returns
+    -------
+    str
+        ``deterministic``, ``confidence 0.999`` or ``estimate``.
+    """
+    g = b.get("guarantee", "none")
+    return {"deterministic": "deterministic", "none": "estimate"}.get(g) or f"confidence {b.get('confidence'):g}"
 
 
 def check_section(rec, title: str) -> Section:
-    """The check-defense section of a record: the verdict, one check per comparison with a rigorous
-    bound, the attacks, bounds, comparisons and warnings.
+    """The check-defense section of a record: the verdict, one check per comparison with a guaranteed
+    floor, the attacks, bounds, comparisons and warnings.
 
     Parameters
     ----------
@@ -175,19 +290,20 @@ def check_section(rec, title: str) -> Section:
     res = rec.result
     sec = Section("check-defense", title,
                   description="Every attack against every finite bound, each a one-sided test (family-wise α = "
-                              "0.1 % over all comparisons); only rigorous bounds are pass/fail checks.",
+                              "0.1 % over all comparisons); only guaranteed floors (deterministic, or at a stated "
+                              "confidence) are pass/fail checks.",
                   headline=res["verdict"], records=[rec])
     for r in res["comparisons"]:
-        if r["rigorous"]:
+        if r["guarantee"] != "none":
             cmp = Comparison(*(float(r[k]) for k in ("value", "bound_value", "difference", "stderr", "z", "z_crit",
                                                      "alpha")), int(r["m"]), r["status"], paired=r["paired"])
             sec.add_comparison(f"attack MSE >= {r['bound']}", r["attack"], cmp)
     sec.tables["attacks"] = res["attacks"]
     sec.table_notes["attacks"] = ATTACKS_NOTE
-    sec.tables["bounds"] = [{"bound": k, "value": v["value"], "s.e.": v["stderr"], "rigorous": v["rigorous"],
+    sec.tables["bounds"] = [{"bound": k, "value": v["value"], "s.e.": v["stderr"], "guarantee": guarantee_label(v),
                              "assumptions": v["assumptions"]} for k, v in res["bounds"].items()]
     sec.table_notes["bounds"] = BOUNDS_NOTE
-    sec.tables["comparisons"] = [{k: r[k] for k in ("attack", "bound", "rigorous", "difference", "stderr", "z",
+    sec.tables["comparisons"] = [{k: r[k] for k in ("attack", "bound", "guarantee", "difference", "stderr", "z",
                                                     "status", "paired")} for r in res["comparisons"]]
     sec.table_notes["comparisons"] = COMPARISONS_NOTE
     if res["warnings"]:

@@ -2,14 +2,17 @@
 trained *linear* encoder.
 
 x ~ Σ wᵢ N(μᵢ, Σᵢ) in d dimensions (labels = components); the client is ẑ = Ax (no bias,
-``k_feat`` features; A trained with a head), z = ẑ + N(0, σ²I).  Then ẑ is exactly the mixture
-Σ wᵢ N(Aμᵢ, AΣᵢAᵀ), so Theorem 2 (huber), its kl and maxent variants hold exactly; with H(x) a
-Monte-Carlo estimate (± s.e.) Theorem 1 turns each into an MSE bound whose standard error comes
-from H(x)'s (delta method: ∂bound/∂H = bound·2/d); ``mse_bound_conservative`` uses H(x)'s lower
-3-s.e. limit instead.  Beside them: the exact MMSE (Monte Carlo over the closed-form posterior,
-± s.e.), the Bayes estimator E[x|z] on the very test observations the attacks see, and the
-decoder and optimization attacks — each attack's error also as a *paired* difference from the
-Bayes estimator's on the same test pairs (≥ 0 in expectation, by the definition of the MMSE).
+``k_feat`` features; A trained with a head), z = ẑ + N(0, σ²I).  Then ẑ of the float64 map is
+exactly the mixture Σ wᵢ N(Aμᵢ, AΣᵢAᵀ), so Theorem 2 (huber), its kl and maxent variants hold
+exactly, and the floors are check-defense's certificates of the deployed float32 channel
+(:func:`.check_bounds.certified_bounds`, the same code): ``<m>.deterministic`` (H(x) by its
+ELK / Chernoff-α lower bound, the encoder's float32 rounding bounded by analysis) and
+``<m>.confidence`` (H(x) by its lower confidence limit from ``mc`` draws; holds with probability
+≥ 1 − ``alpha``) — each with ``guarantee`` and no standard error (fixed numbers).  Beside them: the
+exact MMSE (Monte Carlo over the closed-form posterior, ± s.e.), the Bayes estimator E[x|z] on the
+very test observations the attacks see, and the decoder and optimization attacks — each attack's
+error also as a *paired* difference from the Bayes estimator's on the same test pairs (≥ 0 in
+expectation, by the definition of the MMSE).
 """
 
 from __future__ import annotations
@@ -21,9 +24,8 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-import theory.bounds as tb
 from theory._validate import expect_int, expect_number
-from theory.mixture import affine_pushforward, mixture_entropy_mc, mixture_mmse_mc, mixture_posterior
+from theory.mixture import mixture_entropy_lower_limit, mixture_mmse_mc, mixture_posterior
 
 from ..checks import compare_all
 from ..experiments.common import RunContext
@@ -33,10 +35,11 @@ from ..results import Section
 from ..seeding import numpy_rng, stream_seed, torch_generator
 from ..specs import AttackSpec
 from ..store import RecordStore
+from .check_defense import check_mc_settings, guarantee_label
 
 __all__ = ["SyntheticConfig", "SyntheticResult", "synthetic_cells", "synthetic_bounds", "synthetic_rows",
-           "synthetic_checks", "synthetic_table", "plot_synthetic_bounds", "linear_split_model", "SYNTHETIC_NOTE",
-           "KIND"]
+           "synthetic_checks", "synthetic_table", "plot_synthetic_bounds", "linear_split_model",
+           "SYNTHETIC_NOTE", "KIND"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,12 +58,15 @@ class SyntheticConfig(Config):
     attack_epochs: int = 30
     opt_steps: int = 300
     mc: int = 20000
+    alpha: float = 1e-3  # family-wise level of the confidence floors
     seed: int = 0
 
     def __post_init__(self):
         expect_number(self.sigma, "sigma", positive=True)
         for n in ("d", "k", "k_feat", "n_train", "n_test", "epochs", "attack_epochs", "opt_steps", "mc"):
             expect_int(getattr(self, n), n)
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 1:
+            raise ValueError(f"alpha: expected a number in (0, 1), got {self.alpha!r}")
 
     def label(self) -> str:
         return f"mixture d={self.d} σ={self.sigma:g} seed {self.seed}"
@@ -127,31 +133,44 @@ def linear_split_model(d: int, k_feat: int, num_classes: int, seed: int, sigma: 
 
 
 def run_cell(cfg: SyntheticConfig, ctx: RunContext) -> Outcome:
-    """Train the linear encoder; bounds, exact MMSE, the Bayes estimator and the attacks."""
-    import torch  # deferred: torch, as the two below
+    """Train the linear encoder; check-defense's certificates of it, exact MMSE, the Bayes estimator, attacks."""
+    import torch  # deferred: torch, as the imports of the training code and check-defense's machinery below
 
     from ..data import synthetic_mixture
+    from ..experiments.affine import deployed_departure, exact_affine_map, rounding_departure_bound
+    from ..experiments.check_bounds import THM12, certified_bounds, deterministic_entropy_lower
     from ..training import evaluate, train
 
+    check_mc_settings(cfg.mc, cfg.alpha)
     split = synthetic_mixture(n_train=cfg.n_train, n_test=cfg.n_test, d=cfg.d, k=cfg.k, seed=cfg.seed)
     gmm = split.meta["gmm"]
-    hx = mixture_entropy_mc(gmm, cfg.mc, numpy_rng(cfg.seed, "mc", 0))
+    hx = mixture_entropy_lower_limit(gmm, cfg.mc, numpy_rng(cfg.seed, "mc", 0), alpha=cfg.alpha)
     model = linear_split_model(cfg.d, cfg.k_feat, split.num_classes, cfg.seed, cfg.sigma)
     train(model, split.train, epochs=cfg.epochs, batch_size=64, lr=cfg.lr, seed=cfg.seed, device=ctx.device,
           progress=False)
     acc = float(evaluate(model, split.test, seed=cfg.seed)["accuracy"])
-    A = model.encoder.weight.detach().double().cpu().numpy()
+    model.eval()
+    dev = next(model.parameters()).device
+    amap, why = exact_affine_map(model.encoder, (cfg.d,), split.test.x)
+    if amap is None:  # pragma: no cover - a bias-free Linear is affine by construction
+        raise ValueError(f"encoder: {why}")
+    A = amap.A
     P = cfg.sigma ** 2 * np.eye(cfg.k_feat)
-    ub = tb.mutual_information_upper_bounds(*affine_pushforward(gmm, A), P)
+    rb, rwhy = rounding_departure_bound(model.encoder, amap)
+    dep = deployed_departure(model.encode, amap, gmm.sample(cfg.mc, numpy_rng(cfg.seed, "mc", 2)), cfg.sigma,
+                             device=dev, bound=rb)
+    floors, info = certified_bounds(gmm, amap, cfg.sigma, hx_det=deterministic_entropy_lower(gmm), hx_limit=hx,
+                                    departure=dep, rounding=rb, rounding_why=rwhy, alpha=cfg.alpha)
     bounds = {}
-    for m in ("huber", "kl", "maxent"):
-        b = tb.mse_lower_bound(hx.value - ub[m], cfg.d)
-        bounds[m] = {"h_lower": hx.value - ub[m], "mse_bound": b, "mse_bound_stderr": b * 2.0 / cfg.d * hx.stderr,
-                     "mse_bound_conservative": tb.mse_lower_bound(hx.value - 3 * hx.stderr - ub[m], cfg.d),
-                     "rigorous": True}
+    for m in THM12:
+        for kind in ("deterministic", "confidence"):
+            b = floors[f"thm1+thm2_{m}.{kind}"]
+            h = (info["h_x_given_z"][kind] or {}).get(m)
+            bounds[f"{m}.{kind}"] = {"h_lower": h, "mse_bound": b.value, "mse_bound_stderr": 0.0,
+                                     "guarantee": b.guarantee, "confidence": b.confidence,
+                                     "assumptions": b.assumptions}
     mm = mixture_mmse_mc(gmm, A, P, cfg.mc, numpy_rng(cfg.seed, "mc", 1))
     # the Bayes estimator and every attack on the same held-out observations
-    dev = next(model.parameters()).device
     x_test = split.test.x
     with torch.no_grad():
         z = model.client_features(x_test.to(dev), training=False,
@@ -168,7 +187,7 @@ def run_cell(cfg: SyntheticConfig, ctx: RunContext) -> Outcome:
         diff = err - bayes_err
         attacks[spec.name] = {"mse": float(err.mean()), "mse_stderr": float(err.std(ddof=1) / math.sqrt(n)),
                               "minus_bayes": float(diff.mean()), "minus_bayes_stderr": float(diff.std(ddof=1) / math.sqrt(n))}
-    res = SyntheticResult(accuracy=acc, h_x=hx.value, h_x_stderr=hx.stderr, bounds=bounds,
+    res = SyntheticResult(accuracy=acc, h_x=hx.mean, h_x_stderr=hx.stderr, bounds=bounds,
                           mmse={"value": mm.value / cfg.d, "stderr": mm.stderr / cfg.d},
                           attacks={**attacks, "bayes": {"mse": float(bayes_err.mean()),
                                                         "mse_stderr": float(bayes_err.std(ddof=1) / math.sqrt(n)),
@@ -208,7 +227,7 @@ def synthetic_bounds(out, *, sigmas=(0.1, 0.3, 1.0), seed: int = 0, device="cpu"
 
 
 def synthetic_rows(summary) -> list[dict]:
-    """One row per (σ, bound, estimator): the bound and the measured MSE, each with its s.e.
+    """One row per (σ, floor, estimator): the floor (a fixed number) and the measured MSE with its s.e.
 
     Parameters
     ----------
@@ -227,8 +246,10 @@ def synthetic_rows(summary) -> list[dict]:
         ests = list(res["attacks"].items()) + [("exact MMSE", {"mse": res["mmse"]["value"],
                                                                "mse_stderr": res["mmse"]["stderr"]})]
         for bn, b in res["bounds"].items():
+            if b["mse_bound"] is None:  # no finite floor of this kind (the reason is in its assumptions)
+                continue
             for an, a in ests:
-                rows.append({"sigma": sigma, "bound": bn, "rigorous": b["rigorous"], "bound_mse": b["mse_bound"],
+                rows.append({"sigma": sigma, "bound": bn, "guarantee": guarantee_label(b), "bound_mse": b["mse_bound"],
                              "bound_stderr": b["mse_bound_stderr"], "against": an, "mse": a["mse"],
                              "mse_stderr": a["mse_stderr"], "difference": a["mse"] - b["mse_bound"]})
     return rows
@@ -265,8 +286,12 @@ def plot_synthetic_bounds(summary, path=None):
             v = np.array(vals)
             ax.errorbar(sig, v[:, 0], yerr=2 * v[:, 1], color=color, marker=marker, capsize=3, label=label)
         for i, bn in enumerate(recs[0].result["bounds"]):
-            ax.plot(sig, [r.result["bounds"][bn]["mse_bound"] for r in recs], ls="--", marker="_", markersize=16,
-                    markeredgewidth=2, color=f"C{i + 4}", label=f"Thm 1 + {bn} (rigorous)")
+            vals = [r.result["bounds"][bn]["mse_bound"] for r in recs]
+            if any(v is None for v in vals):
+                continue
+            ax.plot(sig, vals, ls="--" if bn.endswith("confidence") else ":", marker="_", markersize=16,
+                    markeredgewidth=2, color=f"C{i + 4}",
+                    label=f"Thm 1 + {bn} ({guarantee_label(recs[0].result['bounds'][bn])})")
         ax.set_xscale("log")
         ax.set_yscale("log")
     ax.set_xlabel("feature noise σ")
@@ -283,16 +308,18 @@ def plot_synthetic_bounds(summary, path=None):
 
 SYNTHETIC_NOTE = (
     "A known Gaussian mixture x in d dimensions through a trained linear encoder ẑ = Ax and noise "
-    "z = ẑ + N(0, σ² I), so ẑ is exactly a mixture and every bound is rigorous. bound_mse = Theorem 1 at "
-    "H(x) − U for the named upper bound U on I(z;ẑ) (huber = Thm 2 as printed), with H(x) a Monte-Carlo "
-    "estimate: bound_stderr is its standard error (delta method). against = the measured attack, the Bayes "
+    "z = ẑ + N(0, σ² I), so ẑ is exactly a mixture. bound_mse = check-defense's floor of the deployed float32 "
+    "channel: Theorem 1 at H(x) − U − (departure price) for the named upper bound U on I(z;ẑ) (huber = Thm 2 as "
+    "printed); guarantee = deterministic (H(x) by its ELK / Chernoff-α lower bound, the encoder's float32 "
+    "rounding bounded by analysis: no Monte Carlo) or confidence 1 − α (H(x) by its lower confidence limit from "
+    "the Monte-Carlo draws). A floor is a fixed number (bound_stderr 0). against = the measured attack, the Bayes "
     "estimator E[x|z] on the same test observations, or the exact MMSE (Monte Carlo over the closed-form "
     "posterior); mse ± mse_stderr per dimension; difference = mse − bound_mse (a negative difference within "
-    "the standard errors is sampling noise, not a violation: see the checks).")
+    "the standard error is sampling noise, not a violation: see the checks).")
 
 
 def synthetic_checks(sec: Section, records) -> None:
-    """Every rigorous bound against every estimator: one-sided tests, family-wise α = 0.001.
+    """Every guaranteed floor against every estimator: one-sided tests, family-wise α = 0.001.
 
     Parameters
     ----------
@@ -313,7 +340,7 @@ def synthetic_checks(sec: Section, records) -> None:
         ests = [(n, a["mse"], a["mse_stderr"]) for n, a in res["attacks"].items()]
         ests.append(("exact MMSE", res["mmse"]["value"], res["mmse"]["stderr"]))
         for bn, b in res["bounds"].items():
-            if not b["rigorous"]:
+            if b.get("guarantee", "none") == "none" or b["mse_bound"] is None:
                 continue
             for an, m, se in ests:
                 pairs.append(dict(value=m, bound=b["mse_bound"], value_stderr=se, bound_stderr=b["mse_bound_stderr"]))
@@ -342,7 +369,7 @@ def synthetic_table(sec: Section, records, name: str, figure=None) -> None:
     None
     """
     summ = {"records": list(records)}
-    sec.tables[name] = [{**r, "rigorous": "yes" if r["rigorous"] else "no"} for r in synthetic_rows(summ)]
+    sec.tables[name] = synthetic_rows(summ)
     sec.table_notes[name] = SYNTHETIC_NOTE
     if figure is not None:
         sec.figures.append(str(figure))

@@ -8,11 +8,15 @@ encoder: trained with a small server head under Gaussian feature noise σ = SIGM
 without trainable parameters — checked exactly as given (a head is trained only for the accuracy
 figure; ``--no-head`` skips it).  Attacks reconstruct held-out inputs from the deployed features
 (and ``bayes``, the exact posterior mean, whenever the channel's posterior is known); the bounds of
-Theorems 1+2 (huber / kl / maxent), Cramér–Rao and van Trees are computed, each ``rigorous`` only
-where its assumptions hold for the channel as deployed.  Every attack-vs-bound comparison is a
-one-sided test at family-wise level 0.1 %; the exit status is 1 only when an attack is
-significantly below a *rigorous* bound (a bug), 2 for bad input (one line), else 0.
-``results.json`` gets top-level ``attacks``, ``bounds``, ``comparisons``, ``warnings``, ``verdict``,
+Theorems 1+2 (huber / kl / maxent), Cramér–Rao and van Trees are computed, each with its
+``guarantee``: "deterministic" (exact quantities and proved inequalities only), "confidence" (holds
+with probability ≥ 1 − α, ``--alpha``, from Monte-Carlo limits over ``--n-mc`` draws) or "none" (an
+estimate).  Every attack-vs-bound comparison is a one-sided test at family-wise level 0.1 %; the
+exit status is 1 only when an attack is significantly below a *guaranteed* floor (a bug), 2 for bad
+input (one line, before any work: e.g. ``--n-mc`` below the minimum for ``--alpha``), else 0.
+Options given explicitly win over ``--quick``.
+``results.json`` gets top-level ``attacks``, ``bounds``, ``floors`` (the tightest deterministic and
+the tightest confidence floor), ``comparisons``, ``warnings``, ``verdict``,
 ``encoder_trained`` ...; the run's record is in ``DIR/records`` (an identical rerun reuses it).
 """
 
@@ -21,13 +25,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..kinds.check_defense import N_MC, check_section
+from ..kinds.check_defense import ALPHA, N_MC, check_mc_settings, check_section, guarantee_label, min_mc_draws
 from ..registry import names
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "settings", "run", "QUICK", "SIZED"]
 
 #: settings of --quick: (epochs, attack epochs, optimization steps, Fisher samples, Monte-Carlo draws)
 QUICK = {"epochs": 3, "attack_epochs": 3, "opt_steps": 30, "fisher_samples": 64, "n_mc": 5000}
+#: the options --quick shrinks, with their defaults without it (an option given explicitly wins)
+SIZED = ("epochs", "attack_epochs", "n_mc")
 
 
 def add_arguments(p):
@@ -42,9 +48,15 @@ def add_arguments(p):
                    help="state_dict to load into the encoder; the encoder is then checked without training it")
     p.add_argument("--no-head", action="store_true", help="train no head (no accuracy); needs an encoder checked "
                                                           "as given (--weights or no trainable parameters)")
-    p.add_argument("--epochs", type=int, default=15, help="training epochs of encoder + head (or the head alone)")
-    p.add_argument("--attack-epochs", type=int, default=20, help="training epochs of the decoder attack")
-    p.add_argument("--n-mc", type=int, default=N_MC, help="Monte-Carlo draws (H(x), Fisher information, departure)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs of encoder + head (or the head alone) (default: 15; 3 with --quick)")
+    p.add_argument("--attack-epochs", type=int, default=None,
+                   help="training epochs of the decoder attack (default: 20; 3 with --quick)")
+    p.add_argument("--n-mc", type=int, default=None,
+                   help=f"Monte-Carlo draws (H(x), Fisher information, departure); at least {min_mc_draws(ALPHA)} at the "
+                        f"default --alpha (default: {N_MC}; {QUICK['n_mc']} with --quick)")
+    p.add_argument("--alpha", type=float, default=ALPHA,
+                   help="family-wise level of the confidence floors, in (0, 1): each holds with probability >= 1 - alpha")
 
 
 def _plot(res, path):
@@ -60,8 +72,9 @@ def _plot(res, path):
     for i, (bn, b) in enumerate(res["bounds"].items()):
         v = b.get("value")
         if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:  # None: no finite bound
-            ax.axhline(v, ls="-" if b["rigorous"] else "--", color=f"C{i + 1}",
-                       label=f"{bn} ({'rigorous' if b['rigorous'] else 'estimate'})")
+            g = b.get("guarantee", "none")
+            ax.axhline(v, ls="-" if g != "none" else "--", color=f"C{i + 1}",
+                       label=f"{bn} ({guarantee_label(b)})")
             shown.append(v)
     positive = [v for v in vals + shown if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
     if positive and max(positive) / min(positive) > 20:  # a log axis only when values span decades
@@ -77,11 +90,19 @@ def _plot(res, path):
     return str(path)
 
 
+def settings(args) -> dict:
+    """The sizes of this run: an option given explicitly always wins; the rest come from --quick or the defaults."""
+    kw = dict(QUICK) if args.quick else {"epochs": 15, "attack_epochs": 20, "n_mc": N_MC}
+    kw.update({k: getattr(args, k) for k in SIZED if getattr(args, k, None) is not None})
+    kw["alpha"] = args.alpha
+    return kw
+
+
 def run(args):
-    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
+    """Run the subcommand: its section and the top-level keys of ``results.json``."""
     from ..experiments.defense_check import check_defense_record  # deferred: torch (the parser imports this module)
-    kw = dict(QUICK) if args.quick else {"epochs": args.epochs, "attack_epochs": args.attack_epochs,
-                                         "n_mc": args.n_mc}
+    kw = settings(args)
+    check_mc_settings(kw["n_mc"], kw["alpha"])  # one line, exit 2, before the encoder is imported
     rec = check_defense_record(args.encoder, dataset=args.dataset, noise=args.noise, encoder_noise=args.encoder_noise,
                                weights=args.weights, head=not args.no_head, out=args.out, seed=args.seed,
                                device=args.device, **kw)
@@ -89,7 +110,7 @@ def run(args):
     Path(args.out).mkdir(parents=True, exist_ok=True)
     sec.figures.append(_plot(rec.result, Path(args.out) / "check_defense.png"))
     res = rec.result
-    extra = {k: res[k] for k in ("attacks", "bounds", "comparisons", "warnings", "verdict", "bug", "encoder_trained",
-                                 "head_trained", "accuracy", "chance", "certifiable_mse", "dataset", "noise",
-                                 "encoder_noise", "affine")}
+    extra = {k: res[k] for k in ("attacks", "bounds", "floors", "comparisons", "warnings", "verdict", "bug",
+                                 "encoder_trained", "head_trained", "accuracy", "chance", "certifiable_mse", "dataset",
+                                 "noise", "encoder_noise", "affine")}
     return [sec], {**extra, "key": rec.key, "weights": rec.config.get("weights")}

@@ -6,7 +6,7 @@ Checks (CEM paper, Xia et al. CVPR 2025, Prop. 1, Thm 1, Prop. 2, Thm 2; docs/gr
 * random linear-Gaussian channels: Thm 1 bound ≤ MMSE/d (exact), van Trees ≤ Thm 1(exact H),
   I(x;z) = H(z) − H(z|x);
 * random Gaussian-mixture priors in d ∈ {1, 2, 5, 10} through a linear encoder plus Gaussian noise
-  (so ẑ *is* a mixture and Thm 2 is rigorous), with Monte-Carlo truth ± s.e.:
+  (so ẑ *is* a mixture and Thm 2's inequality holds exactly), with Monte-Carlo truth ± s.e.:
   MMSE/d ≥ bound(exact H(x|z)) ≥ bound(kl) ≥ bound(huber) [= Thm 1 ∘ Thm 2 as printed],
   van Trees ≤ bound(exact H), Thm 2 as printed = Huber route, the entropy-bound sandwich;
 * exact-posterior MMSE vs brute-force importance sampling (d ≤ 2);
@@ -190,7 +190,9 @@ def _mixtures(sec, rng, dims, n):
     sec.table_notes["random mixtures: MMSE/d and its lower bounds"] = (
         "bound(X) = Thm 1 applied to a value of H(x|z): exact (Monte Carlo with the exact posterior), or "
         "H(x) − U with U the KL / Huber (= Thm 2 as printed) / max-entropy upper bound on I(z;ẑ). "
-        "Here ẑ = Ax is exactly a Gaussian mixture, so every bound is rigorous (H(x) by Monte Carlo). "
+        "Here ẑ = Ax is exactly a Gaussian mixture, so every inequality holds exactly; with H(x) by Monte Carlo "
+        "each bound's value is an estimate ± s.e. (guarantee: none) — check-defense's guaranteed floors use H(x)'s "
+        "deterministic lower bound or its confidence limit instead. "
         "*_se = standard errors (delta method: the bounds inherit the s.e. of H(x|z), H(x) or Tr J).")
 
 

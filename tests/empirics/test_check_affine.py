@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from empirics.experiments.affine import (affine_by_construction, departure_correction, deployed_departure,
-                                         exact_affine_map, input_rounding_floor)
+from empirics.experiments.affine import (ETA32, U32, affine_by_construction, departure_correction, deployed_departure,
+                                         exact_affine_map, input_rounding_bound, input_rounding_floor,
+                                         rounding_departure_bound)
 
 BIG_W = 10.45 * 2.0 ** -10  # the audit's repro: weight 10.45·2⁻¹⁰·I, bias 8192
 
@@ -118,8 +119,97 @@ def test_departure_of_the_big_bias_encoder_is_float32_rounding():
     ideal = x64.astype(np.float32).astype(np.float64) * float(enc.weight.detach()[0, 0]) + 8192.0
     indep = (((ideal.astype(np.float32).astype(np.float64) - amap(x64)) / sigma) ** 2).sum(1).mean()
     assert abs(dep["eta2"] / indep - 1) < 0.05
-    assert dep["eta2"] <= dep["eta2_upper"] and dep["max_abs"] <= 2.0 ** -10  # ≤ ½ ulp(8192) + input rounding
+    assert dep["eta2_stderr"] > 0 and dep["max_abs"] <= 2.0 ** -10  # ≤ ½ ulp(8192) + input rounding
     assert 0 < dep["input_rms"] < 1e-6
+
+
+class Wiggle(nn.Module):
+    """Affine up to a nonlinearity of ~1e-5 of the output's variation (a model a loose tolerance would pass)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 3)
+
+    def forward(self, v):
+        y = self.lin(v)
+        return y + 1e-4 * torch.tanh(y) ** 2
+
+
+def test_confirmation_tolerance_is_tight(monkeypatch):
+    """The float64 confirmation refuses a map that is non-affine by ~1e-5 of its variation (its
+    tolerance is 1e-6 of it): fooled by-construction checks cannot slip a small nonlinearity in."""
+    import empirics.experiments.affine as aff
+    monkeypatch.setattr(aff, "affine_by_construction", lambda m: "")
+    torch.manual_seed(0)
+    amap, why = aff.exact_affine_map(Wiggle(), (5,), torch.randn(256, 5))
+    assert amap is None and "not affine on the data" in why
+
+
+def _moments(x64):
+    return np.sqrt((x64 ** 2).mean(0))
+
+
+def _chain():
+    torch.manual_seed(2)
+    return nn.Sequential(nn.Linear(16, 8), nn.Unflatten(1, (2, 4)), nn.Linear(4, 4), nn.Flatten(), nn.Dropout(0.3),
+                         nn.Identity(), nn.Linear(8, 5)).eval()
+
+
+def _tiny():
+    m = _linear(1e-41 * torch.randn(4, 16, generator=torch.Generator().manual_seed(5)), torch.zeros(4))
+    return m  # subnormal float32 weights: products underflow
+
+
+@pytest.mark.parametrize("name, make", [
+    ("identity", lambda: _linear(torch.eye(16), torch.zeros(16))),          # all of δ is the input's rounding
+    ("big_bias", lambda: _linear(BIG_W * torch.eye(16), torch.full((16,), 8192.0))),
+    ("chain", _chain),
+    ("tiny", _tiny),
+])
+def test_rounding_bound_dominates_the_measured_departure(name, make):
+    """|δ(x)| ≤ H|x| + h on every draw, and E‖δ/σ‖² ≤ ‖Hs + h‖²/σ² (s² = E x²) above the measured mean."""
+    enc = make().requires_grad_(False)
+    x64 = np.random.default_rng(1).normal(size=(4000, 16)) * 3.0
+    amap, why = exact_affine_map(enc, (16,), torch.as_tensor(x64[:300]))
+    assert why == ""
+    rb, why = rounding_departure_bound(enc, amap)
+    assert why == "" and rb.layers == (3 if name == "chain" else 1)
+    dep = deployed_departure(enc, amap, x64, 1e-3, device="cpu", bound=rb)
+    assert dep["above_bound"] == 0
+    assert dep["eta2"] <= rb.eta2(_moments(x64), 1e-3)
+    if name == "identity":  # one term per output (γ₁ = u) plus the input's rounding u|x|: H ≈ 2u
+        assert np.allclose(np.diag(rb.H), 2 * U32, rtol=1e-6) and np.count_nonzero(rb.H) == 16
+        # round-to-nearest errs by about u|x|/(2√3)·(1..2) in r.m.s. against the bound's 2u|x|: a ratio of
+        # ~20 in η² (measured 22 here); a bound 50× above the measured one would be needlessly loose
+        assert dep["eta2"] > rb.eta2(_moments(x64), 1e-3) / 50
+
+
+def test_input_rounding_bound_dominates_the_measured_rounding():
+    x64 = np.random.default_rng(0).normal(size=(5000, 8)) * np.array([1e-3, 1, 10, 1e5, 1, 1, 1e-40, 3])
+    r = np.sqrt(((x64.astype(np.float32).astype(np.float64) - x64) ** 2).mean())
+    assert r <= input_rounding_bound(_moments(x64)) and input_rounding_bound(np.zeros(3)) == ETA32
+
+
+@pytest.mark.parametrize("make, why", [(_pool_bn, "Conv2d"), (lambda: _linear(torch.eye(4), torch.zeros(4)).double(),
+                                                                 "float64")])
+def test_rounding_analysis_covers_only_modelled_layers(make, why):
+    enc = make().eval()
+    d = 16 if why == "Conv2d" else 4
+    amap, _ = exact_affine_map(enc, (d,), torch.randn(50, d, dtype=torch.float64))
+    rb, reason = rounding_departure_bound(enc, amap)
+    assert rb is None and why in reason
+
+
+def test_rounding_analysis_refuses_reduced_precision_matmul():
+    enc = _linear(torch.eye(4), torch.zeros(4))
+    amap, _ = exact_affine_map(enc, (4,), torch.randn(20, 4))
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")
+        rb, why = rounding_departure_bound(enc, amap)
+    finally:
+        torch.set_float32_matmul_precision(old)
+    assert rb is None and "'high'" in why
 
 
 def _mi_1d(a, delta, nx=3001, dz=0.02, x_max=7.5):

@@ -3,9 +3,11 @@
 ``config_keys_main.json`` holds the key and canonical configuration of 158 configurations — one of
 every kind, every defense and attack with its defaults, both CEM objectives, the experiments'
 cell builders and every cell of the repository's sweep specs — computed by
-``benchmarks/config_keys.py`` on main at 34bd28b, *before* ``empirics.runs`` was split (so the
-expected values come from the old code, not from the code under test).  A changed key would make
-every stored record of that configuration silently unreachable.
+``benchmarks/config_keys.py`` on main's code, *before* ``empirics.runs`` was split (at 34bd28b,
+and again at 0776911, where issue 18's ``alpha`` field entered the synthetic-bounds and
+check-defense configurations) — so the expected values come from the old code, not from the code
+under test.  A changed key would make every stored record of that configuration silently
+unreachable.
 """
 
 import json

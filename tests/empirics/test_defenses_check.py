@@ -42,13 +42,13 @@ def test_check_defense_cli_on_user_encoder(user_module, dataset, capsys):
     out = user_module / "out"
     rc = main(["check-defense", factory, "--dataset", dataset, "--noise", "0.1", "--out", str(out), "--quick"])
     res = json.loads((out / "results.json").read_text())
-    assert rc == 0  # no bound is rigorous for a nonlinear encoder, so nothing can be a bug
+    assert rc == 0  # no floor is guaranteed for a nonlinear encoder, so nothing can be a bug
     assert {"attacks", "bounds", "comparisons", "warnings", "verdict", "encoder_trained", "certifiable_mse"} <= set(res)
     assert res["encoder_trained"] is True and res["n_checks"] == 0
     assert {a["name"] for a in res["attacks"]} == {"decoder", "optimization"}  # no bayes: posterior unknown
     for b in res["bounds"].values():
-        assert set(b) == {"value", "stderr", "rigorous", "finite", "assumptions"}
-        assert b["rigorous"] is False  # nonlinear encoder: the mixture is fitted, every bound is an estimate
+        assert set(b) == {"value", "stderr", "guarantee", "confidence", "finite", "assumptions"}
+        assert b["guarantee"] == "none" and b["confidence"] is None  # nonlinear: the mixture is fitted, estimates
     for r in res["comparisons"]:
         assert {"attack", "bound", "difference", "stderr", "z", "status"} <= set(r)
         assert r["status"] in ("violated", "consistent", "inconclusive")
@@ -108,8 +108,8 @@ def test_import_failure_inside_user_module(tmp_path, monkeypatch):
 
 def test_check_defense_trains_an_affine_factory_and_certifies_it(tmp_path):
     """An affine encoder trained on the known mixture: ẑ is exactly a mixture, so its Thm 1+2
-    floors are certificates — below the exact MMSE of the trained map, below every attack — and
-    the README's verdict line reads "certified"."""
+    floors are certificates (deterministic and at confidence 0.999) — below the exact MMSE of the
+    trained map, below every attack — and the README's verdict line reads "certified"."""
     import torch
     from torch import nn
 
@@ -121,14 +121,15 @@ def test_check_defense_trains_an_affine_factory_and_certifies_it(tmp_path):
                         opt_steps=50, fisher_samples=32, n_mc=4000, out=tmp_path).to_dict()
     assert res["encoder_trained"] is True
     thm = {k: b for k, b in res["bounds"].items() if k.startswith("thm1+thm2")}
-    assert len(thm) == 3 and all(b["rigorous"] for b in thm.values())
-    assert res["bounds"]["cramer_rao_dfil"]["rigorous"] is False
+    assert len(thm) == 6 and all(b["finite"] for b in thm.values())
+    assert sorted(b["guarantee"] for b in thm.values()) == ["confidence"] * 3 + ["deterministic"] * 3
+    assert res["bounds"]["cramer_rao_dfil"]["guarantee"] == "none"
     split = load_dataset("synthetic-mixture")
     amap, _ = exact_affine_map(enc, (16,), split.test.x)
     assert np.array_equal(amap.A, enc[1].weight.detach().double().numpy())  # the trained, deployed weights
     mm = theory.mixture_mmse_mc(split.meta["gmm"], amap.A, 0.09 * np.eye(4), 4000, np.random.default_rng(3))
-    for b in thm.values():
-        assert b["value"] <= mm.value / 16 + 4 * np.hypot(mm.stderr / 16, b["stderr"])
+    for b in thm.values():  # 4 s.e. of the MMSE estimate
+        assert b["value"] <= mm.value / 16 + 4 * mm.stderr / 16
     assert {a["name"] for a in res["attacks"]} == {"decoder", "optimization", "bayes"}
     assert res["verdict"].startswith("certified") and res["bug"] is False
     assert res["certifiable_mse"] >= max(b["value"] for b in thm.values())

@@ -50,7 +50,7 @@ def test_conditional_entropy_variants_ordering_and_noise_monotonicity():
     assert lo["kl"] >= lo["huber"] - 1e-9
     for key in ("huber", "kl", "maxent"):
         assert hi[key] > lo[key]
-    assert lo["rigorous"] is False and "relative" in lo["assumptions"]
+    assert lo["guarantee"] == "none" and "relative" in lo["assumptions"]
 
 
 def test_conditional_entropy_needs_noise():
@@ -150,7 +150,7 @@ def test_defense_table_bad_baseline():
 
 
 def test_defenses_section_quick_via_cli(tmp_path):
-    """The verify battery: objective = theory, low-rank = dense, rigorous bounds hold on a known
+    """The verify battery: objective = theory, low-rank = dense, guaranteed floors hold on a known
     mixture; every model is a record listed in results.json."""
     rc = main(["defenses", "--quick", "--out", str(tmp_path)])
     assert rc == 0
