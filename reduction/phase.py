@@ -15,7 +15,8 @@ setting of the solvers — and returns a plain :class:`PhaseCellResult` with per
 
 * P(satisfiable) (CaDiCaL) with its 95 % Wilson interval;
 * SAT, MaxSAT (RC2) and MILP times: median, mean ± standard error, max (measurements: they depend
-  on the machine and its load);
+  on the machine and its load), the MILP's also split by satisfiable / unsatisfiable formulas, and
+  its branch-and-bound nodes (a machine-independent measure of its work);
 * the two exact routes' agreement (:func:`reduction.exact.cross_check`: MILP verdict = SAT verdict,
   minimum within the bounds implied by RC2's optimum): agreeing, disagreeing (must be 0) and
   undecided (the MILP hit its time limit: "unknown", never counted as either);
@@ -50,7 +51,7 @@ from .exact import cross_check, norm_residual
 from .formulas import Formula, count_unsatisfied, occurrences, parity, pigeonhole, planted_e3sat, random_ksat
 from .network import build_network
 
-__all__ = ["DENSITIES", "PhaseCellConfig", "PhaseCellResult", "run_cell", "phase_cells", "wilson",
+__all__ = ["DENSITIES", "PhaseCellConfig", "PhaseCellResult", "run_cell", "summarise_rows", "phase_cells", "wilson",
            "summary_stats", "family_instances", "run_families", "agreement_table", "phase_table", "peak"]
 
 #: The clause densities m/n of the experiment (issue 22); 4.26 is the empirical threshold.
@@ -172,6 +173,10 @@ class PhaseCellResult:
     sat_seconds: dict
     maxsat_seconds: dict
     milp_seconds: dict
+    milp_seconds_sat: dict
+    milp_seconds_unsat: dict
+    milp_nodes: dict
+    milp_nodes_unsat: dict
     milp_status: dict
     agree: int
     disagree: int
@@ -243,6 +248,11 @@ def run_cell(cfg: PhaseCellConfig, progress=None) -> PhaseCellResult:
         rows.append(row)
         if progress is not None:
             progress(t)
+    return summarise_rows(cfg, rows)
+
+
+def summarise_rows(cfg: PhaseCellConfig, rows: list) -> PhaseCellResult:
+    """The cell's statistics from its per-formula rows (as :func:`run_cell` makes them)."""
     n_sat = sum(r["sat"] for r in rows)
     status = {s: sum(r["milp_status"] == s for r in rows) for s in ("optimal", "unknown", "error")}
     attacks = {}
@@ -258,10 +268,14 @@ def run_cell(cfg: PhaseCellConfig, progress=None) -> PhaseCellResult:
             "below_lower": sum(r["attacks"][method]["below_lower"] for r in rows),
             "seconds": summary_stats(r["attacks"][method]["seconds"] for r in rows)}
     return PhaseCellResult(
-        n=cfg.n, density=cfg.density, m=cfg.m, formulas=cfg.formulas, n_sat=n_sat, p_sat=n_sat / cfg.formulas,
-        p_sat_ci=list(wilson(n_sat, cfg.formulas)), sat_seconds=summary_stats(r["sat_s"] for r in rows),
+        n=cfg.n, density=cfg.density, m=cfg.m, formulas=len(rows), n_sat=n_sat, p_sat=n_sat / len(rows),
+        p_sat_ci=list(wilson(n_sat, len(rows))), sat_seconds=summary_stats(r["sat_s"] for r in rows),
         maxsat_seconds=summary_stats(r["maxsat_s"] for r in rows),
-        milp_seconds=summary_stats(r["milp_s"] for r in rows), milp_status=status,
+        milp_seconds=summary_stats(r["milp_s"] for r in rows),
+        milp_seconds_sat=summary_stats(r["milp_s"] for r in rows if r["sat"]),
+        milp_seconds_unsat=summary_stats(r["milp_s"] for r in rows if not r["sat"]),
+        milp_nodes=summary_stats(r["milp_nodes"] for r in rows),
+        milp_nodes_unsat=summary_stats(r["milp_nodes"] for r in rows if not r["sat"]), milp_status=status,
         agree=sum(r["agree"] is True for r in rows), disagree=sum(r["agree"] is False for r in rows),
         undecided=sum(r["agree"] is None for r in rows), attacks=attacks, rows=rows)
 
@@ -275,8 +289,9 @@ def phase_cells(ns=(10, 15, 20), densities=DENSITIES, **settings) -> list[PhaseC
     return [PhaseCellConfig(n=n, density=a, **settings) for n in ns for a in densities]
 
 
-def peak(results, key: str = "milp") -> dict:
-    """Density of the largest median time per n (``key`` "milp" or "sat"): where the exact solvers work hardest.
+def peak(results, key: str = "milp_seconds") -> dict:
+    """Density of the largest median per n of ``key`` (a summary field: "milp_seconds", "sat_seconds",
+    "milp_nodes_unsat" ...): where the exact solvers work hardest.
 
     >>> peak([])
     {}
@@ -284,7 +299,7 @@ def peak(results, key: str = "milp") -> dict:
     out = {}
     for r in results:
         r = r if isinstance(r, dict) else r.to_dict()
-        med = r[f"{key}_seconds"]["median"]
+        med = r[key]["median"]
         if med is not None and (r["n"] not in out or med > out[r["n"]][1]):
             out[r["n"]] = (r["density"], med)
     return {n: v[0] for n, v in sorted(out.items())}
@@ -298,7 +313,9 @@ def phase_table(results) -> list[dict]:
         row = {"n": r["n"], "m/n": r["density"], "m": r["m"], "formulas": r["formulas"],
                "P(sat)": r["p_sat"], "P(sat) 95% CI": _ci(r["p_sat_ci"]),
                "SAT s (median)": r["sat_seconds"]["median"], "MILP s (median)": r["milp_seconds"]["median"],
-               "MILP s (max)": r["milp_seconds"]["max"], "MILP unknown": r["milp_status"]["unknown"],
+               "MILP s (max)": r["milp_seconds"]["max"], "MILP s UNSAT (median)": r["milp_seconds_unsat"]["median"],
+               "MILP nodes UNSAT (median)": r["milp_nodes_unsat"]["median"],
+               "MILP unknown": r["milp_status"]["unknown"],
                "disagree": r["disagree"]}
         for method, a in r["attacks"].items():
             row[f"{method} success"] = a["rate"]

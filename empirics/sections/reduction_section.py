@@ -15,7 +15,14 @@ reduction and checks, with real solvers (python-sat: CaDiCaL for SAT, RC2 for Ma
   can fail only through a coding error; they are not evidence for the theorem;
 * exhaustive enumeration for d ≤ 12 occurring variables (min residual over {±1}^d = RC2's optimum);
 * exact spectral norms against the Lipschitz claim; faithful = compact residuals;
-* the one-layer LP inversion (why hardness needs two layers) and the sympy arithmetic of the proof.
+* the one-layer LP inversion (why hardness needs two layers) and the sympy arithmetic of the proof;
+* for ``--dimacs`` files, the exact inversion of h_φ by a MILP that sees only the network
+  (``reduction.exact_inversion``, norm ``--norm``) beside the SAT result, with the two routes'
+  agreement as a check; files whose MILP needs more than ``--exact-max-binaries`` binaries are
+  skipped with one line, and a MILP that reaches ``--time-limit`` is reported "unknown".
+
+``--experiment phase-transition`` runs the phase-transition experiment instead
+(:mod:`empirics.sections.reduction_phase`, :mod:`reduction.phase`).
 
 Networks have one input per variable that occurs in a clause (unused ones are dropped; see
 ``reduction.network``).  DIMACS files are checked before anything is built: the size limits of
