@@ -34,6 +34,8 @@ CERT = ["tests/empirics/test_check_guarantees.py", "tests/empirics/test_check_af
         "tests/empirics/test_defenses_check.py", "tests/empirics/test_check_fuzz.py", "empirics/experiments/affine.py",
         "empirics/experiments/check_bounds.py", "empirics/experiments/check_verdict.py",
         "empirics/kinds/check_defense.py"]
+EXACT = ["tests/reduction/test_reduction_exact.py", "tests/reduction/test_reduction_phase.py", "reduction/exact.py",
+         "reduction/phase.py"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,14 @@ MUTATIONS = (
     Mutation("compact-sqrt-c", "compact network weighted c instead of √c",
              "reduction/network.py", "        s = math.sqrt(c)\n        W2 = np.zeros((m + n, m + 2 * n))",
              "        s = float(c)\n        W2 = np.zeros((m + n, m + 2 * n))", tuple(REDUCTION)),
+    Mutation("milp-big-m", "MILP big-M y ≤ a − (l/2)(1 − δ) instead of a − l(1 − δ) (cuts off feasible x)",
+             "reduction/exact.py", "sp.diags(-lo[bidx]) @ Sb, None, -np.inf, bu[bidx] - lo[bidx])",
+             "sp.diags(-lo[bidx] / 2) @ Sb, None, -np.inf, bu[bidx] - lo[bidx] / 2)", tuple(EXACT)),
+    Mutation("exact-copy-weight", "compact copy weight c instead of √c in the l1/linf inequalities",
+             "reduction/exact.py", "    if net.form == \"compact\":\n        return math.sqrt(net.copies)",
+             "    if net.form == \"compact\":\n        return float(net.copies)", tuple(EXACT)),
+    Mutation("wilson-centre", "Wilson interval centred at (k + z²)/(n + z²) instead of (k + z²/2)/(n + z²)",
+             "reduction/phase.py", "centre = (k + z2 / 2) / (n + z2)", "centre = (k + z2) / (n + z2)", tuple(EXACT)),
     Mutation("psnr", "PSNR 20·log10 instead of 10·log10 of range²/MSE",
              "empirics/metrics.py", "v = 10.0 * np.log10(data_range ** 2 / m)", "v = 20.0 * np.log10(data_range ** 2 / m)",
              ("tests/empirics/test_core_metrics.py", "empirics/metrics.py")),

@@ -3,9 +3,12 @@
 Build the network h_φ of the reduction from any CNF (:func:`build_network`), and check every claim
 of the proof per instance with real solvers (python-sat): clause truth tables, completeness (SAT
 model ⇒ h(x) = z exactly), soundness against the exact MaxSAT optimum (RC2) and against inversion
-attacks, the Lipschitz constants, and exhaustive enumeration for n ≤ 12.
+attacks, the Lipschitz constants, and exhaustive enumeration for n ≤ 12.  A second exact solver
+works on the network alone: :func:`exact_inversion` computes min ‖h_φ(x) − z‖ (ℓ∞ or ℓ1) over the
+box by a MILP (HiGHS), and :func:`cross_check` compares it with the SAT solver and RC2 instance by
+instance; :mod:`reduction.phase` measures the phase transition of random 3-SAT through h_φ.
 
-Importing :mod:`reduction` imports neither torch nor pysat; they are imported by the functions that
+Importing :mod:`reduction` imports neither torch nor pysat (nor scipy's MILP); they are imported by the functions that
 use them (``to_torch``, ``invert(method="pgd")``; the solver checks).
 
 Errata and generalisations (see docs/errata.md and the module docstrings): Thm B.10 reduces from
@@ -50,7 +53,9 @@ from .formulas import (
     count_unsatisfied,
     instance_batch,
     occurrences,
+    parity,
     parse_dimacs,
+    pigeonhole,
     planted_e3sat,
     random_e3sat,
     random_ksat,
@@ -60,13 +65,25 @@ from .formulas import (
     used_variables,
     write_dimacs,
 )
+from .exact import (
+    MAX_MILP_BINARIES,
+    CrossCheckResult,
+    ExactInversionResult,
+    copy_weight,
+    cross_check,
+    exact_inversion,
+    exact_minimum_bounds,
+    interval_bounds,
+    milp_size,
+    norm_residual,
+)
 from .network import MAX_NETWORK_BYTES, ReductionNetwork, build_network, clause_biases, clause_matrix, network_size
 
 __all__ = [
     # formulas
     "MAX_VARIABLES", "MAX_CLAUSES", "MAX_LITERALS", "MAX_DIMACS_BYTES",
     "Formula", "as_formula", "as_assignment", "occurrences", "used_variables", "random_e3sat", "random_ksat",
-    "planted_e3sat", "parse_dimacs", "read_dimacs", "write_dimacs", "to_dimacs", "count_unsatisfied",
+    "planted_e3sat", "pigeonhole", "parity", "parse_dimacs", "read_dimacs", "write_dimacs", "to_dimacs", "count_unsatisfied",
     "unsatisfied_mask", "instance_batch",
     # network
     "MAX_NETWORK_BYTES", "ReductionNetwork", "build_network", "network_size", "clause_matrix", "clause_biases",
@@ -76,6 +93,9 @@ __all__ = [
     "truth_table_check", "check_completeness", "max_sat", "check_soundness", "soundness_bound",
     "value_approximation_check",
     "lipschitz_check", "exhaustive_check",
+    # exact inversion (MILP)
+    "MAX_MILP_BINARIES", "ExactInversionResult", "CrossCheckResult", "exact_inversion", "cross_check",
+    "exact_minimum_bounds", "interval_bounds", "milp_size", "norm_residual", "copy_weight",
     # attacks
     "InversionResult", "LPInversionResult", "invert", "invert_one_layer_lp",
 ]

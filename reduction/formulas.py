@@ -46,6 +46,8 @@ __all__ = [
     "random_e3sat",
     "random_ksat",
     "planted_e3sat",
+    "pigeonhole",
+    "parity",
     "parse_dimacs",
     "read_dimacs",
     "write_dimacs",
@@ -477,6 +479,94 @@ def planted_e3sat(n: int, m: int, B: int, rng: np.random.Generator) -> tuple[For
     return Formula(n, clauses), hidden
 
 
+def pigeonhole(pigeons: int, holes: int) -> Formula:
+    """The pigeonhole principle PHP(p, h): p pigeons in h holes, no two in one hole.
+
+    Variable x_{i,j} = (i − 1)·h + j means "pigeon i sits in hole j" (i ≤ p, j ≤ h).  Clauses: every
+    pigeon in some hole, (x_{i,1} ∨ … ∨ x_{i,h}), and no hole shared, (¬x_{i,j} ∨ ¬x_{i',j}) for
+    i < i'.  Satisfiable iff p ≤ h; PHP(h + 1, h) is the classical unsatisfiable family, hard for
+    resolution (Haken 1985).  The standard definition, as in cnfgen's ``php`` (Lauria, Elffers,
+    Nordström & Vinyals 2017, "CNFgen: a generator of crafted benchmarks"); written here so that
+    no dependency is needed.  p + h·p(p−1)/2 clauses of lengths h and 2; every variable occurs
+    p times (B = p).
+
+    Parameters
+    ----------
+    pigeons, holes : int
+        p ≥ 1 and h ≥ 1.
+
+    Returns
+    -------
+    Formula
+        p·h variables, p + h·p(p−1)/2 clauses.
+
+    Examples
+    --------
+    >>> f = pigeonhole(3, 2)
+    >>> f.nv, f.m, sorted({len(c) for c in f.clauses})
+    (6, 9, [2])
+    >>> pigeonhole(3, 2).clauses[:3]
+    ((1, 2), (3, 4), (5, 6))
+    """
+    p = expect_int(pigeons, "pigeons", minimum=1)
+    h = expect_int(holes, "holes", minimum=1)
+    if p * h > MAX_VARIABLES:
+        raise ValueError(f"pigeons, holes: p·h = {p * h} variables, above the limit of {MAX_VARIABLES}")
+
+    def v(i, j):
+        return i * h + j + 1
+
+    clauses = [tuple(v(i, j) for j in range(h)) for i in range(p)]
+    clauses += [(-v(i, j), -v(k, j)) for j in range(h) for i in range(p) for k in range(i + 1, p)]
+    return Formula(p * h, clauses)
+
+
+def parity(vertices: int) -> Formula:
+    """The parity principle on N vertices: a perfect matching of the complete graph K_N.
+
+    One variable per edge {u, v} (u < v, numbered in lexicographic order) meaning "the edge is in
+    the matching"; for every vertex u: some incident edge, (∨_v e_{uv}), and at most one,
+    (¬e_{uv} ∨ ¬e_{uw}).  Satisfiable iff N is even; odd N is the unsatisfiable family (a set of
+    odd size cannot be split into pairs).  The standard definition, as cnfgen's ``parity``
+    (Lauria et al. 2017); written here so that no dependency is needed.  N(N − 1)/2 variables,
+    N + N·C(N − 1, 2) clauses; every variable occurs 2 + 2(N − 2) times.
+
+    Parameters
+    ----------
+    vertices : int
+        N ≥ 2.
+
+    Returns
+    -------
+    Formula
+        N(N−1)/2 variables.
+
+    Examples
+    --------
+    >>> f = parity(3)                      # a triangle has no perfect matching
+    >>> f.nv, f.m
+    (3, 6)
+    >>> parity(3).clauses[:3]
+    ((1, 2), (1, 3), (2, 3))
+    """
+    N = expect_int(vertices, "vertices", minimum=2)
+    if N * (N - 1) // 2 > MAX_VARIABLES:
+        raise ValueError(f"vertices: N(N-1)/2 = {N * (N - 1) // 2} variables, above the limit of {MAX_VARIABLES}")
+    edge = {}
+    for u in range(N):
+        for w in range(u + 1, N):
+            edge[(u, w)] = len(edge) + 1
+
+    def e(u, w):
+        return edge[(min(u, w), max(u, w))]
+
+    clauses = [tuple(e(u, w) for w in range(N) if w != u) for u in range(N)]
+    for u in range(N):
+        nb = [w for w in range(N) if w != u]
+        clauses += [(-e(u, a), -e(u, c)) for i, a in enumerate(nb) for c in nb[i + 1:]]
+    return Formula(len(edge), clauses)
+
+
 # ---------------------------------------------------------------------------------------- DIMACS
 
 
@@ -490,7 +580,9 @@ def parse_dimacs(text: str) -> Formula:
 
     Format: optional comment lines starting with ``c``; one header ``p cnf <n> <m>`` before any
     clause; then clauses as whitespace-separated integer literals, each terminated by ``0`` (a
-    clause may span lines).  A line ``%`` ends the formula (SATLIB convention).  Every error is a
+    clause may span lines).  SATLIB files are read as they are: a line starting with ``%`` ends the
+    formula, a lone ``0`` after the declared m clauses is a trailer (not an empty clause), comment
+    lines may stand anywhere (also between clauses), and CRLF / CR line ends are accepted.  Every error is a
     :class:`ValueError` naming the line number and offending token: missing/bad/duplicate header,
     a header above the size limits (n > :data:`MAX_VARIABLES`, m > :data:`MAX_CLAUSES`; checked on
     the header line, before any clause is read), non-integer token, literal out of range (beyond
@@ -558,6 +650,8 @@ def parse_dimacs(text: str) -> Formula:
                 raise ValueError(f"DIMACS line {lineno}: non-integer token {_short(tok)!r}")
             lit = int(tok) if len(tok) <= 19 else 10**18  # longer: out of range (n <= MAX_VARIABLES)
             if lit == 0:
+                if not cur and len(clauses) == m_decl:
+                    continue  # a lone '0' after the declared clauses: a SATLIB trailer ("%\n0\n"), not a clause
                 if not cur:
                     raise ValueError(f"DIMACS line {lineno}: empty clause (token '0' with no literals)")
                 clauses.append(tuple(cur))

@@ -15,7 +15,14 @@ reduction and checks, with real solvers (python-sat: CaDiCaL for SAT, RC2 for Ma
   can fail only through a coding error; they are not evidence for the theorem;
 * exhaustive enumeration for d ≤ 12 occurring variables (min residual over {±1}^d = RC2's optimum);
 * exact spectral norms against the Lipschitz claim; faithful = compact residuals;
-* the one-layer LP inversion (why hardness needs two layers) and the sympy arithmetic of the proof.
+* the one-layer LP inversion (why hardness needs two layers) and the sympy arithmetic of the proof;
+* for ``--dimacs`` files, the exact inversion of h_φ by a MILP that sees only the network
+  (``reduction.exact_inversion``, norm ``--norm``) beside the SAT result, with the two routes'
+  agreement as a check; files whose MILP needs more than ``--exact-max-binaries`` binaries are
+  skipped with one line, and a MILP that reaches ``--time-limit`` is reported "unknown".
+
+``--experiment phase-transition`` runs the phase-transition experiment instead
+(:mod:`empirics.sections.reduction_phase`, :mod:`reduction.phase`).
 
 Networks have one input per variable that occurs in a clause (unused ones are dropped; see
 ``reduction.network``).  DIMACS files are checked before anything is built: the size limits of
@@ -41,8 +48,12 @@ from tqdm import tqdm
 import reduction as R
 
 from ..results import Section
+from .reduction_phase import run_phase
 
 __all__ = ["add_arguments", "verify_args", "run"]
+
+#: default of --exact-max-binaries: uf20-91 needs 111, uf50-218 268 (MILP time grows fast with n)
+EXACT_MAX_BINARIES = 400
 
 COLUMNS = ["instance", "n", "m", "B", "SAT?", "opt", "attack_unsat", "attack_res", "oracle_res", "bound",
            "margin", "pass"]
@@ -63,6 +74,24 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pgd-every", type=int, default=4,
                         help="run the PGD attack on every k-th instance (default 4; L-BFGS-B runs on all)")
     parser.add_argument("--no-figure", action="store_true", help="skip the residual-vs-optimum figure")
+    parser.add_argument("--experiment", choices=["checks", "phase-transition"], default="checks",
+                        help="checks: the reduction's checks on the seeded batch or --dimacs files; "
+                             "phase-transition: random 3-SAT through h_phi (P(sat), SAT/MILP times, attacks) "
+                             "and the agreement of the two exact routes on structured families")
+    parser.add_argument("--norm", choices=["linf", "l1"], default="linf",
+                        help="norm of the exact inversion (MILP): linf decides satisfiability, l1 equals the "
+                             "MaxSAT optimum")
+    parser.add_argument("--time-limit", type=float, default=60.0,
+                        help="seconds per exact inversion (MILP); reaching it reports 'unknown'")
+    parser.add_argument("--exact-max-binaries", type=int, default=EXACT_MAX_BINARIES,
+                        help="--dimacs: run the exact inversion only when its MILP has at most this many binaries "
+                             "(one per unstable hidden ReLU; about m + n); larger files are skipped with a line")
+    parser.add_argument("--ns", type=int, nargs="+", default=None, metavar="N",
+                        help="phase-transition: numbers of variables (default 10 15 20 25; 8 12 with --quick)")
+    parser.add_argument("--densities", type=float, nargs="+", default=None, metavar="ALPHA",
+                        help="phase-transition: clause densities m/n (default 2 3 3.5 4 4.26 4.5 5 6)")
+    parser.add_argument("--formulas", type=int, default=None,
+                        help="phase-transition: formulas per cell (default 50; 20 with --quick)")
 
 
 def verify_args(ns) -> None:
@@ -160,6 +189,38 @@ def _check_instance(i, inst, args):
     return row, detail
 
 
+def _exact_table(sec, details, args) -> None:
+    """--dimacs: the exact inversion (MILP on h_phi alone) beside the SAT result, for files under the limit."""
+    rows = []
+    for inst, det in details:
+        f, B = inst["formula"], inst["B"]
+        net = R.build_network(f, B=B, form="compact")
+        size = R.milp_size(net)
+        row = {"instance": inst["name"], "n": f.nv, "m": f.m, "binaries": size["binaries"],
+               "SAT?": "SAT" if det["completeness"].satisfiable else "UNSAT", "norm": args.norm}
+        if size["binaries"] > args.exact_max_binaries:
+            line = (f"{inst['name']}: exact inversion skipped: its MILP needs {size['binaries']} binaries, above "
+                    f"--exact-max-binaries = {args.exact_max_binaries}")
+            print(f"reduction: {line}", file=sys.stderr, flush=True)
+            rows.append({**row, "status": "skipped", "verdict": "-", "minimum": None, "lower": None,
+                         "agree": None, "MILP s": None})
+            continue
+        cc = R.cross_check(f, B=B, norm=args.norm, time_limit=args.time_limit, max_binaries=None)
+        ex = cc.exact
+        rows.append({**row, "status": ex.status, "verdict": ex.verdict, "minimum": ex.value, "lower": ex.lower,
+                     "agree": cc.agree, "MILP s": ex.seconds})
+        if cc.agree is not None:
+            sec.add("two exact routes agree: MILP on h_phi vs SAT solver + RC2 (verdict, bounds from OPT)",
+                    inst["name"], ex.value, None, None, cc.agree,
+                    note="; ".join(cc.problems) or f"{args.norm} minimum within {list(cc.bounds)} (OPT = {cc.opt})")
+    sec.tables["exact inversion"] = rows
+    sec.table_notes["exact inversion"] = (
+        f"Exact min over [-1,1]^d of ||h(x)-z||_{args.norm[1:]} by one MILP (HiGHS) that sees only the network; "
+        f"status optimal (certified: lower bound = minimum to 1e-6) or unknown (--time-limit {args.time_limit:g} s "
+        f"reached; never a verdict); verdict sat only with a satisfying rounding, unsat only with a positive lower "
+        f"bound; files whose MILP has more than --exact-max-binaries = {args.exact_max_binaries} binaries are skipped.")
+
+
 def _figure(rows, out: Path) -> str:
     import matplotlib  # deferred: plotting only
 
@@ -197,14 +258,42 @@ def _figure(rows, out: Path) -> str:
     return str(path)
 
 
-def run(args):
-    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
-    from reduction.symbolic import symbolic_checks  # deferred: sympy, for these checks only
-
+def _check_args(args) -> None:
+    """Every flag checked before any work (a bad one: ValueError -> one line, exit 2)."""
     for name in ("restarts", "steps", "pgd_every"):
         v = getattr(args, name)
         if v < 0:
             raise ValueError(f"--{name.replace('_', '-')}: expected a non-negative integer, got {v}")
+    tl = getattr(args, "time_limit", 60.0)
+    if not (math.isfinite(tl) and tl > 0):
+        raise ValueError(f"--time-limit: expected a positive number of seconds, got {tl}")
+    if getattr(args, "exact_max_binaries", 0) < 0:
+        raise ValueError(f"--exact-max-binaries: expected an integer >= 0, got {args.exact_max_binaries}")
+    if getattr(args, "experiment", "checks") == "phase-transition":
+        if args.dimacs:
+            raise ValueError("--dimacs: the phase-transition experiment draws random 3-SAT formulas; "
+                             "use --dimacs without --experiment phase-transition")
+        for n in args.ns or ():
+            if n < 3:
+                raise ValueError(f"--ns: expected numbers of variables >= 3, got {n}")
+        for a in args.densities or ():
+            if not (math.isfinite(a) and a > 0):
+                raise ValueError(f"--densities: expected positive clause densities m/n, got {a}")
+        if args.formulas is not None and args.formulas < 1:
+            raise ValueError(f"--formulas: expected an integer >= 1, got {args.formulas}")
+        if args.restarts < 1:
+            raise ValueError(f"--restarts: the phase-transition attacks need >= 1 restart, got {args.restarts}")
+        if args.steps < 1:
+            raise ValueError(f"--steps: expected an integer >= 1, got {args.steps}")
+
+
+def run(args):
+    """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
+    from reduction.symbolic import symbolic_checks  # deferred: sympy, for these checks only
+
+    _check_args(args)
+    if getattr(args, "experiment", "checks") == "phase-transition":
+        return run_phase(args)
     t0 = time.perf_counter()
     sec = Section("reduction", "MAX-E3SAT(B) -> two-layer ReLU inversion (MixCon Thm B.10)",
                   description=(__doc__ or "").split("\n\n")[0])
@@ -319,6 +408,9 @@ def run(args):
     err = lp.max_abs_error if lp.success else float("inf")
     sec.add("one ReLU layer inverted by one LP (HiGHS): max |σ(Wx'+b) - y|", "60x20 Gaussian W", err, 1e-9,
             1e-9 - err, lp.success and err <= 1e-9)
+
+    if args.dimacs:
+        _exact_table(sec, details, args)
 
     for r in symbolic_checks():
         sec.add(f"sympy: {r['check']}", "proof arithmetic", r["value"], r["expected"], None, r["passed"])

@@ -84,3 +84,89 @@ def test_cli_reduction_dimacs_with_unused_variables(tmp_path):
     sec = json.loads((tmp_path / "o" / "results.json").read_text())["sections"]["reduction"]
     assert sec["passed"] and sec["tables"]["instances"][0]["n"] == 100
     assert any(c["check"].startswith("exhaustive") and c["passed"] for c in sec["checks"])
+
+
+# ------------------------------------------------------------------------------ exact inversion (issue 22)
+
+_SATLIB = ("c uf-style file\r\np cnf 5 6\r\n 1 -2 3 0\r\n-1 2 -4 0\r\nc comment between clauses\r\n2 3 5 0\r\n"
+           "-3 4 -5 0\r\n1 4 5 0\r\n-1 -2 -5 0\r\n%\r\n0\r\n\r\n")
+
+
+def test_cli_dimacs_reports_exact_inversion_beside_sat(tmp_path):
+    """A SATLIB-style file (CRLF, comments between clauses, '%' / '0' trailer, B from the file): the
+    MILP's verdict and minimum stand beside CaDiCaL's, and the two routes agree."""
+    p = tmp_path / "uf5.cnf"
+    p.write_bytes(_SATLIB.encode())
+    unsat = write_dimacs(random_e3sat(8, 48, 18, np.random.default_rng(4)), tmp_path / "over.cnf")
+    rc = main(["reduction", "--out", str(tmp_path / "o"), "--dimacs", str(p), "--dimacs", str(unsat),
+               "--steps", "20", "--no-figure", "--norm", "l1"])
+    assert rc == 0
+    sec = json.loads((tmp_path / "o" / "results.json").read_text())["sections"]["reduction"]
+    inst = {r["instance"]: r for r in sec["tables"]["instances"]}
+    assert inst["uf5.cnf"]["B"] == 4 and inst["uf5.cnf"]["m"] == 6
+    ex = {r["instance"]: r for r in sec["tables"]["exact inversion"]}
+    for name, row in ex.items():
+        assert row["status"] == "optimal" and row["agree"] is True
+        assert row["verdict"] == inst[name]["SAT?"].lower()
+        assert row["minimum"] == pytest.approx(inst[name]["opt"], abs=1e-6)   # l1 minimum = MaxSAT optimum
+    agree = [c for c in sec["checks"] if c["check"].startswith("two exact routes")]
+    assert len(agree) == 2 and all(c["passed"] for c in agree)
+
+
+def test_cli_dimacs_exact_inversion_skipped_above_the_limit(tmp_path, capsys):
+    p = write_dimacs(random_e3sat(10, 30, 12, np.random.default_rng(5)), tmp_path / "f.cnf")
+    rc = main(["reduction", "--out", str(tmp_path / "o"), "--dimacs", str(p), "--steps", "20", "--no-figure",
+               "--exact-max-binaries", "5"])
+    assert rc == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "exact inversion skipped" in line]
+    assert len(err) == 1 and "above --exact-max-binaries = 5" in err[0]
+    row = json.loads((tmp_path / "o" / "results.json").read_text())["sections"]["reduction"]["tables"][
+        "exact inversion"][0]
+    assert row["status"] == "skipped" and row["binaries"] > 5 and row["minimum"] is None
+
+
+def test_cli_dimacs_time_limit_is_unknown_not_a_verdict(tmp_path):
+    from reduction import random_ksat
+    from reduction.checks import _solve
+
+    rng = np.random.default_rng(7)
+    f = next(g for g in (random_ksat(45, 200, 3, rng) for _ in range(20)) if not _solve(g, "cadical195")[0])
+    p = write_dimacs(f, tmp_path / "hard.cnf")
+    rc = main(["reduction", "--out", str(tmp_path / "o"), "--dimacs", str(p), "--steps", "10", "--restarts", "1",
+               "--pgd-every", "0", "--no-figure", "--time-limit", "0.2"])
+    assert rc == 0
+    sec = json.loads((tmp_path / "o" / "results.json").read_text())["sections"]["reduction"]
+    row = sec["tables"]["exact inversion"][0]
+    assert row["status"] == "unknown" and row["verdict"] == "unknown" and row["agree"] is None
+    assert not any(c["check"].startswith("two exact routes") for c in sec["checks"])
+
+
+def test_cli_phase_transition_tiny(tmp_path, capsys):
+    rc = main(["reduction", "--experiment", "phase-transition", "--quick", "--out", str(tmp_path), "--ns", "6",
+               "--densities", "2", "6", "--formulas", "4", "--steps", "20", "--restarts", "2"])
+    assert rc == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    sec = res["sections"]["reduction"]
+    assert sec["passed"]
+    rows = sec["tables"]["phase transition"]
+    assert [(r["n"], r["m/n"], r["formulas"]) for r in rows] == [(6, 2.0, 4), (6, 6.0, 4)]
+    fams = {r["family"] for r in sec["tables"]["agreement"]}
+    assert {"pigeonhole", "parity", "planted 3-SAT", "random 3-SAT m/n=2"} <= fams
+    assert sum(r["disagree"] for r in sec["tables"]["agreement"]) == 0
+    assert len(sec["cell_keys"]) == 2 and (tmp_path / "reduction_phase_transition.png").exists()
+    assert "peaks at m/n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,msg", [
+    (["--ns", "2"], "--ns: expected numbers of variables >= 3, got 2"),
+    (["--densities", "0"], "--densities: expected positive clause densities"),
+    (["--formulas", "0"], "--formulas: expected an integer >= 1"),
+    (["--time-limit", "0"], "--time-limit: expected a positive number of seconds"),
+    (["--restarts", "0"], "--restarts: the phase-transition attacks need >= 1 restart"),
+    (["--dimacs", "x.cnf"], "--dimacs: the phase-transition experiment draws random 3-SAT formulas"),
+], ids=["ns", "densities", "formulas", "time-limit", "restarts", "dimacs"])
+def test_cli_phase_transition_bad_flags_exit_2(tmp_path, capsys, extra, msg):
+    rc = main(["reduction", "--experiment", "phase-transition", "--out", str(tmp_path / "o"), *extra])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(err) == 1 and msg in err[0]
+    assert not (tmp_path / "o" / "results.json").exists()
