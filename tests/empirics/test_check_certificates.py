@@ -229,7 +229,7 @@ def test_confidence_floor_uses_the_limits_of_the_draws_made():
     from empirics.experiments.affine import departure_correction
     make, sigma = ADVERSARIAL["pool_bn"]
     enc = make()
-    res = check_defense(enc, dataset="synthetic-mixture", noise=sigma, attacks=(), head=False, n_mc=N_MC)
+    res = check_defense(enc, dataset="synthetic-mixture", noise=sigma, attacks=(), head=False, n_mc=N_MC).to_dict()
     aff, ce = res["affine"], res["conditional_entropy"]
     assert aff["mc_quantities"] == 2 and aff["alpha_each"] == pytest.approx(5e-4)
     lim = ce["h_x_limit"]
@@ -241,7 +241,7 @@ def test_confidence_floor_uses_the_limits_of_the_draws_made():
     assert ce["departure_nats"]["confidence"] == pytest.approx(departure_correction(want_eta2, aff["trace_fisher_upper"]),
                                                                rel=1e-12)
     loose = check_defense(enc, dataset="synthetic-mixture", noise=sigma, attacks=(), head=False, n_mc=N_MC,
-                          alpha=0.05)
+                          alpha=0.05).to_dict()
     for m in ("huber", "kl", "maxent"):
         a, b = res["bounds"][f"thm1+thm2_{m}.confidence"], loose["bounds"][f"thm1+thm2_{m}.confidence"]
         assert b["confidence"] == 0.95 and b["value"] > a["value"]

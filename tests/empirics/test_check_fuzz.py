@@ -140,7 +140,7 @@ def _fuzz(n_examples: int, seed: int) -> dict:
     def one(case):
         prior, kind, enc, sigma, n_mc, s = case
         res = check_defense(enc, dataset=prior, noise=sigma, attacks=(), head=False, n_train=200, n_test=500,
-                            n_mc=n_mc, seed=s % 1000, alpha=ALPHA)
+                            n_mc=n_mc, seed=s % 1000, alpha=ALPHA).to_dict()
         A = _float64_matrix(enc, prior.dim)
         mmse, se = independent_mmse(prior, A, sigma, N_TRUTH, np.random.default_rng(s))
         bayes = next(a for a in res["attacks"] if a["name"] == "bayes")

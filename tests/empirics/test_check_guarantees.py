@@ -11,7 +11,7 @@ from torch import nn
 
 import theory
 from empirics.cli import build_parser, main
-from empirics.experiments import check_defense
+from empirics.experiments import check_defense, check_defense_record
 from empirics.kinds.check_defense import ALPHA, min_mc_draws
 
 
@@ -31,7 +31,7 @@ def test_equality_case_standard_normal_identity_unit_noise():
     d = 4
     g = theory.GaussianMixture([1.0], [np.zeros(d)], [np.eye(d)])
     runs = [check_defense(_identity(d), dataset=g, noise=1.0, attacks=(), head=False, n_train=200, n_test=300,
-                          n_mc=n, seed=s) for n, s in ((2000, 0), (3000, 1))]
+                          n_mc=n, seed=s).to_dict() for n, s in ((2000, 0), (3000, 1))]
     det = [r["bounds"]["thm1+thm2_kl.deterministic"]["value"] for r in runs]
     assert det[0] == det[1]
     assert 0.5 * (1 - 1e-5) <= det[0] <= 0.5
@@ -56,15 +56,16 @@ def test_guarantee_labels_are_consistent():
     """Every bound and every comparison carries one of the three labels; a confidence floor states
     its level; comparisons carry their bound's label; the stored JSON says the same."""
     from empirics.experiments.check_bounds import GUARANTEES
-    res = check_defense(nn.Linear(16, 4), dataset="synthetic-mixture", noise=0.3, attacks=(), head=False,
-                        n_mc=2000, alpha=0.01)
+    rec = check_defense_record(nn.Linear(16, 4), dataset="synthetic-mixture", noise=0.3, attacks=(), head=False,
+                               n_mc=2000, alpha=0.01)
+    res = rec.result
     for b in res["bounds"].values():
         assert b["guarantee"] in GUARANTEES and "rigorous" not in b
         assert (b["confidence"] == 0.99) is (b["guarantee"] == "confidence")
     for r in res["comparisons"]:
         want = res["bounds"][r["bound"]]["guarantee"] if r["bound"] != "cramer_rao_dfil" else "none"
         assert r["guarantee"] == want
-    assert res["config"]["alpha"] == 0.01 and "at confidence 0.99 " in res["verdict"]
+    assert rec.config["alpha"] == 0.01 and "at confidence 0.99 " in res["verdict"]
 
 
 ENCODER = '''
@@ -156,7 +157,7 @@ def test_partial_zero_jacobian_is_reported_as_a_fraction_not_as_piecewise_consta
     are estimates whose s.e. is Thm 1's delta method: floor·2·s.e.(H(x))/d."""
     from empirics.experiments import load_dataset
     res = check_defense(_FirstCoordinateRelu(), dataset="synthetic-mixture", noise=0.3, attacks=(), head=False,
-                        fisher_samples=64, n_mc=2000)
+                        fisher_samples=64, n_mc=2000).to_dict()
     x0 = load_dataset("synthetic-mixture").test.x[:64, 0]
     frac = float((x0 <= 0).double().mean())
     assert 0.05 < frac < 0.95  # the instance: neither none nor all
