@@ -24,6 +24,7 @@ from .. import registry
 from ..checks import fit_log_linear, spearman
 from ..experiments.common import RunContext, attack_model, train_model
 from ..experiments.runner import execute_all
+from ..figures import new_figure, save_figure
 from ..records import Config, Kind, Outcome, Result
 from ..results import Section
 from ..specs import AttackSpec, DefenseSpec, TrainConfig
@@ -257,11 +258,10 @@ def plot_entropy_vs_mse(summary, path=None):
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.figure import Figure  # deferred: plotting only
     recs = summary["records"]
     h = np.array([r["h_huber"] for r in recs])
     m = np.array([r["mse"] for r in recs])
-    fig = Figure(figsize=(5, 3.6))
+    fig = new_figure((5, 3.6))
     ax = fig.subplots()
     if len(recs):
         ax.scatter(h, m, c=[math.log10(r["sigma"]) for r in recs], cmap="viridis", label="models (colour: log10 σ)")
@@ -276,10 +276,10 @@ def plot_entropy_vs_mse(summary, path=None):
     ax.set_xlabel("relative H(x|z) by Thm 2 [nats]")
     ax.set_ylabel("decoder-attack MSE (held out)")
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path)
+    else:
+        fig.tight_layout()
     return fig
 
 

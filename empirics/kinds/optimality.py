@@ -20,6 +20,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from ..checks import compare_all
+from ..figures import new_figure, save_figure
 from ..records import Config, Kind, Result
 from ..results import Section
 
@@ -177,13 +178,11 @@ def plot_optimality(path, rows: list[dict]) -> str:
     str
         ``path``.
     """
-    from matplotlib.figure import Figure  # deferred: plotting only
-
     path = Path(path)
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     attacks = list(dict.fromkeys(r["attack"] for r in rows))
     width = 0.8 / len(attacks)
-    fig = Figure(figsize=(7, 3.4))
+    fig = new_figure((7, 3.4))
     ax = fig.subplots()
     for j, a in enumerate(attacks):
         vals = [next((r["ratio"] for r in rows if r["attack"] == a and r["setting"] == s), np.nan) for s in settings]
@@ -195,10 +194,7 @@ def plot_optimality(path, rows: list[dict]) -> str:
     ax.set_ylabel("attack MSE / MMSE")
     ax.set_title("Inversion attacks against the physical limit (synthetic mixtures, d = 16)", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return str(path)
+    return save_figure(fig, path)
 
 
 KIND = Kind(config=OptimalityConfig, result=OptimalityResult)

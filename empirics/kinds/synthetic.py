@@ -30,6 +30,7 @@ from theory.mixture import mixture_entropy_lower_limit, mixture_mmse_mc, mixture
 from ..checks import compare_all
 from ..experiments.common import RunContext
 from ..experiments.runner import execute_all
+from ..figures import new_figure, save_figure
 from ..records import Config, Kind, Outcome, Result
 from ..results import Section
 from ..seeding import numpy_rng, stream_seed, torch_generator
@@ -270,10 +271,9 @@ def plot_synthetic_bounds(summary, path=None):
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.figure import Figure  # deferred: plotting only
 
     recs = sorted([r for r in summary["records"] if r.status == "ok"], key=lambda r: r.config["sigma"])
-    fig = Figure(figsize=(5.5, 3.4))
+    fig = new_figure((5.5, 3.4))
     ax = fig.subplots()
     if recs:
         sig = np.array([r.config["sigma"] for r in recs])
@@ -297,10 +297,10 @@ def plot_synthetic_bounds(summary, path=None):
     ax.set_xlabel("feature noise σ")
     ax.set_ylabel("MSE per dimension")
     ax.legend(fontsize=6)
-    fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path)
+    else:
+        fig.tight_layout()
     return fig
 
 

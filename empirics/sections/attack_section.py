@@ -27,6 +27,7 @@ import numpy as np
 from ..checks import z_critical
 from ..experiments.common import RunContext
 from ..experiments.runner import device_name, execute
+from ..figures import new_figure, save_figure
 from ..kinds.dataset_attack import ATTACKS_NOTE, TRUNCATION_NOTE, DatasetAttackConfig
 from ..kinds.optimality import (DESCRIPTION, TABLE_NOTE, optimality_cells, optimality_checks, optimality_table,
                                 plot_optimality)
@@ -113,11 +114,9 @@ def _optimality(args) -> tuple[Section, list[dict]]:
 
 def _plot(path: Path, x, recons: dict, shape) -> str:
     """Originals (top row) and each attack's reconstructions of the same held-out inputs."""
-    from matplotlib.figure import Figure  # deferred: plotting only
-
     n = len(x)
     rows = 1 + len(recons)
-    fig = Figure(figsize=(1.2 * n, 1.3 * rows))
+    fig = new_figure((1.2 * n, 1.3 * rows))
     axes = fig.subplots(rows, n, squeeze=False)
     series = [("original", x)] + list(recons.items())
     for r, (label, imgs) in enumerate(series):
@@ -134,9 +133,7 @@ def _plot(path: Path, x, recons: dict, shape) -> str:
             ax.set_yticks([])
         axes[r][0].set_ylabel(label, fontsize=8)
     fig.suptitle("held-out originals (top) vs reconstructions", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return str(path)
+    return save_figure(fig, path, dpi=110)
 
 
 def _dataset_config(args, quick):

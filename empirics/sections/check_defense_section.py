@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..figures import new_figure, save_figure
 from ..kinds.check_defense import ALPHA, N_MC, check_mc_settings, check_section, guarantee_label, min_mc_draws
 from ..registry import names
 
@@ -60,8 +61,7 @@ def add_arguments(p):
 
 
 def _plot(res, path):
-    from matplotlib.figure import Figure  # deferred: plotting only
-    fig = Figure(figsize=(6.0, 3.4))
+    fig = new_figure((6.0, 3.4))
     ax = fig.subplots()
     names = [a["name"] for a in res["attacks"]]
     vals = [float(a["mse"]) for a in res["attacks"]]  # stored JSON writes non-finite numbers as strings
@@ -85,9 +85,7 @@ def _plot(res, path):
     ax.set_ylabel("MSE per element")
     if names or shown:
         ax.legend(fontsize=6, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def settings(args) -> dict:

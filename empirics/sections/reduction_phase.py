@@ -24,6 +24,7 @@ from tqdm import tqdm
 from reduction.phase import (DENSITIES, agreement_table, family_instances, peak, phase_cells, phase_table, run_cell,
                              run_families)
 
+from ..figures import colour_cycle, new_figure, save_figure
 from ..results import Section
 
 __all__ = ["cells_from_args", "figure", "add_summary", "run_phase"]
@@ -44,15 +45,11 @@ def cells_from_args(args) -> list:
 
 def figure(results, out: Path) -> str:
     """P(sat), median MILP and SAT times and attack success against m/n, one curve per n."""
-    import matplotlib  # deferred: plotting only
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # deferred: plotting only
-
     res = [r if isinstance(r, dict) else r.to_dict() for r in results]
     ns = sorted({r["n"] for r in res})
-    fig, ax = plt.subplots(2, 2, figsize=(11, 8))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = new_figure((11, 8))
+    ax = fig.subplots(2, 2)
+    colours = colour_cycle()
     for i, n in enumerate(ns):
         col = colours[i % len(colours)]
         rr = sorted((r for r in res if r["n"] == n), key=lambda r: r["density"])
@@ -83,12 +80,7 @@ def figure(results, out: Path) -> str:
     ax[1, 1].set_title("MILP work on the unsatisfiable formulas")
     for axx in ax.ravel():
         axx.legend(fontsize=6)
-    fig.tight_layout()
-    path = Path(out) / "reduction_phase_transition.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, Path(out) / "reduction_phase_transition.png")
 
 
 def add_summary(sec: Section, results, family_rows) -> None:

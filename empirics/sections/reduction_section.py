@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 import reduction as R
 
+from ..figures import new_figure, save_figure
 from ..results import Section
 from .reduction_phase import run_phase
 
@@ -222,12 +223,8 @@ def _exact_table(sec, details, args) -> None:
 
 
 def _figure(rows, out: Path) -> str:
-    import matplotlib  # deferred: plotting only
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # deferred: plotting only
-
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig = new_figure((10, 4.2))
+    ax = fig.subplots(1, 2)
     opt = np.array([r["opt"] for r in rows], float)
     att = np.array([r["attack_res"] for r in rows], float)
     ora = np.array([r["oracle_res"] for r in rows], float)
@@ -250,12 +247,7 @@ def _figure(rows, out: Path) -> str:
     ax[1].set_xlabel("MaxSAT optimum OPT (RC2)")
     ax[1].set_ylabel("unsatisfied clauses after rounding the attack")
     ax[1].set_title("Attacks as a MAX-SAT heuristic")
-    fig.tight_layout()
-    path = Path(out) / "reduction_residual_vs_maxsat.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, Path(out) / "reduction_residual_vs_maxsat.png")
 
 
 def _check_args(args) -> None:

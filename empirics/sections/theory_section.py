@@ -31,6 +31,7 @@ import numpy as np
 
 import theory
 
+from ..figures import new_figure, save_figure
 from ..results import Section
 
 __all__ = ["add_arguments", "verify_args", "run"]
@@ -243,13 +244,9 @@ def _sweep(rng, n, noises):
 
 
 def _figure(rows, out: Path) -> str:
-    import matplotlib  # deferred: plotting only
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # deferred: plotting only
-
     s = np.array([r["noise_var"] for r in rows])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = new_figure((10, 4))
+    axes = fig.subplots(1, 2)
     ax = axes[0]
     ax.errorbar(s, [r["mmse"] for r in rows], yerr=[K_SE * r["mmse_se"] for r in rows], fmt="o-", color="k",
                 label="true MMSE/d (MC, ±5 s.e.)")
@@ -267,12 +264,7 @@ def _figure(rows, out: Path) -> str:
     ax.plot(s, [r["lg_van_trees"] for r in rows], "x-.", label="van Trees")
     ax.set(xscale="log", yscale="log", xlabel="noise variance σ²", title="Gaussian prior diag(1, 0.25), d = 2")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(out) / "theory_bounds_vs_truth.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, Path(out) / "theory_bounds_vs_truth.png", dpi=110)
 
 
 def run(args):
