@@ -13,6 +13,14 @@ torch only inside the functions that run, so ``invlimits theory`` never imports 
 
 Before any work, ``--out`` is checked: it must be (or be creatable as) a writable directory, and
 a directory whose ``results.json`` came from another command is refused unless ``--force``.
+(``invlimits records DIR`` only reads a folder: a section module with ``STANDALONE = True`` gets
+no common options and returns its exit status from ``main(args)``.)
+
+Help: each default is printed once (an option's help that states its default itself gets no
+second one; ``None`` and switches get none), ``--quick`` is listed only by the commands that
+accept it (a section module's ``QUICK`` help text; the others refuse it with a reason, unlisted),
+and every command's help ends with examples (its module's ``EXAMPLES``).  ``--quiet`` turns off
+the step lines and progress bars on stderr (:mod:`empirics.progress`; bars only on a terminal).
 Finished runs are records in ``DIR/records`` (:mod:`empirics.store`), keyed by their full
 configuration: the same command reuses them, a changed setting runs afresh.  Figures a previous
 run of the command left in ``DIR`` that this run does not produce are removed.
@@ -35,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .progress import Progress
 from .report import Section, section_text, write_report, write_results
 from .store import package_version
 from .threads import configure_threads
@@ -51,6 +60,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-defense": ("check_defense_section", "check your own encoder (MODULE:FUNCTION) against the bounds"),
     "bench": ("bench_section", "training-step cost of each defense with and without CEM"),
     "sweep": ("sweep_section", "run a grid of experiments from a TOML spec: local processes, Ray or SLURM"),
+    "records": ("records_section", "read a folder of run records: counts, integrity check, CSV export"),
 }
 
 #: sections `verify` runs (each module must define `run`; `verify_args(args)` may adapt arguments)
@@ -71,15 +81,37 @@ def _load(name: str):
 TORCH_FREE = {"theory", "reduction"}
 
 
-def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
-    p.add_argument("--out", type=Path, default=Path(default_out),
-                   help=f"output directory (default: {default_out})")
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each default printed once: appended only to a help that does not state one itself, and never
+    for ``None`` or a switch; descriptions and the examples epilog keep their line breaks."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.default == [] \
+                or action.option_strings == [] or isinstance(action, argparse._StoreConstAction):
+            return text
+        return text + " (default: %(default)s)"
+
+
+VERIFY_EXAMPLES = """examples:
+  invlimits verify --out runs/verify                 # the main job, a few minutes on 2 CPU cores
+  invlimits verify --quick --out runs/verify-quick   # smaller sizes, same checks (about 1 min)
+  invlimits verify --skip reduction --out runs/v     # every section but one"""
+
+
+def _add_common(p: argparse.ArgumentParser, default_out: str, quick: str | None) -> None:
+    p.add_argument("--out", type=Path, default=Path(default_out), help=f"output directory (default: {default_out})")
     p.add_argument("--seed", type=int, default=0, help="master random seed (default: %(default)s)")
-    p.add_argument("--quick", action="store_true", help="smaller, faster settings (see the README per command)")
+    # --quick is listed only where it is accepted; elsewhere it stays parseable, so that the refusal
+    # says why in one line (the command's size is set otherwise) instead of argparse's usage text
+    p.add_argument("--quick", action="store_true", help=quick if quick else argparse.SUPPRESS)
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda:0 ... "
                                                     "(default: %(default)s)")
     p.add_argument("--force", action="store_true",
                    help="write into an --out directory that holds another command's results")
+    p.add_argument("--quiet", action="store_true",
+                   help="nothing on stderr while it runs (otherwise: one line per step, and progress bars when "
+                        "stderr is a terminal)")
 
 
 def _version() -> str:
@@ -92,12 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="invlimits",
         description="Executable checks of model-inversion limits in split inference "
                     "(CEM Thms 1-2, MixCon Thm B.10, attacks and defenses).",
+        epilog="Run `invlimits COMMAND --help` for a command's options and examples.",
     )
     parser.add_argument("--version", action="version", version=f"invlimits {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    v = sub.add_parser("verify", help="run every section on embedded defaults; writes report.md")
-    _add_common(v, "runs/verify")
+    v = sub.add_parser("verify", help="run every section on embedded defaults; writes report.md",
+                       description="Run the theory, reduction, attack and defenses sections at their default sizes "
+                                   "and write one report (report.md, results.json, figures, records/).",
+                       epilog=VERIFY_EXAMPLES, formatter_class=HelpFormatter)
+    _add_common(v, "runs/verify", "smaller Monte-Carlo sizes and models, same checks (refused with --preset paper)")
     v.add_argument("--preset", choices=["default", "paper"], default="default",
                    help="'paper': paper-scale CIFAR-10 run (needs local data and a GPU)")
     v.add_argument("--cifar-root", type=Path, default=None,
@@ -109,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         if mod is None:
             continue
         p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip().split("\n\n")[0],
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        _add_common(p, f"runs/{name}")
+                           epilog=getattr(mod, "EXAMPLES", None), formatter_class=HelpFormatter)
+        if not getattr(mod, "STANDALONE", False):
+            _add_common(p, f"runs/{name}", getattr(mod, "QUICK_HELP", None))
         if hasattr(mod, "add_arguments"):
             mod.add_arguments(p)
     return parser
@@ -121,7 +158,7 @@ def _defaults_for(name: str, mod, common: argparse.Namespace) -> argparse.Namesp
     if hasattr(mod, "add_arguments"):
         mod.add_arguments(p)
     ns = p.parse_args([])
-    for k in ("out", "seed", "quick", "device", "force"):
+    for k in ("out", "seed", "quick", "device", "force", "quiet", "progress"):
         setattr(ns, k, getattr(common, k))
     ns.verify = True
     return ns
@@ -151,7 +188,7 @@ def _run_verify(args: argparse.Namespace) -> tuple[list[Section], dict]:
         ns = _defaults_for(name, mod, args)
         if hasattr(mod, "verify_args"):
             mod.verify_args(ns)
-        print(f"[{i}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
+        args.progress.step(f"[{i}/{len(names)}] {name} ...")
         t0 = time.perf_counter()
         got, ex = _normalise(mod.run(ns))
         for s in got:
@@ -222,6 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    mod = _load(args.command) if args.command != "verify" else None
+    if getattr(mod, "STANDALONE", False):
+        try:
+            return mod.main(args)
+        except ValueError as exc:
+            print(f"invlimits {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+    args.progress = Progress.for_cli(quiet=args.quiet, prefix=f"invlimits {args.command}")
     if "MPLBACKEND" not in os.environ:
         import matplotlib  # deferred: the backend is chosen before any figure, by the command line only
         matplotlib.use("Agg")
@@ -239,7 +284,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "verify":
             sections, extra = _run_verify(args)
         else:
-            mod = _load(args.command)
             sections, extra = _normalise(mod.run(args))
             for s in sections:
                 if not s.seconds and len(sections) == 1:  # the header's time: the command's, not 0.0 s

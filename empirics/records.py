@@ -12,7 +12,12 @@ result instead): the device, wall time, host and progress settings.
 A :class:`Record` is what the store holds: ``key``, the full ``config``, ``status`` (``ok``;
 ``failed`` — a model that trained to within 2 points of chance or diverged, a *valid* outcome
 that tables exclude and count; ``error`` — the run raised, and a rerun retries it), the reason,
-the result (validated against the kind's :class:`Result` type) and provenance.
+the result (validated against the kind's :class:`Result` type), provenance, and ``digest``: the
+sha256 of the canonical JSON of everything else in the record (configuration *and* result,
+:func:`record_digest`), checked on every read, so a record edited after it was written (an
+accuracy changed by hand, still valid JSON) is refused.  The digest detects edits, not forgery:
+anyone can recompute a hash.  Records written before digests existed carry none; the store
+seals them on first read and says so in ``digest_note`` (see :mod:`empirics.store`).
 
 **Kinds.**  Each kind of run is one module of :mod:`empirics.kinds` that defines ``KIND``, a
 :class:`Kind`: its configuration and result classes, its runner, its sweep parameters and its
@@ -46,7 +51,7 @@ from typing import Any, Callable, ClassVar, Optional
 from theory._io import canonical_json, jsonable
 
 __all__ = ["SCHEMA_VERSION", "RecordError", "Plain", "Config", "Result", "Outcome", "Kind", "kinds", "get_kind",
-           "register_kind", "config_from_dict", "config_key", "Record", "diff_configs"]
+           "register_kind", "config_from_dict", "config_key", "Record", "record_digest", "diff_configs"]
 
 #: version of the record format *and* of the meaning of configurations; part of every key
 SCHEMA_VERSION = 2
@@ -356,9 +361,43 @@ def config_from_dict(d) -> Config:
 
 # ----------------------------------------------------------------------------- records
 
+def record_digest(record: dict) -> str:
+    """The content digest of a stored record dict: sha256 (hex) of the canonical JSON of every
+    field except ``digest`` itself — the configuration, status, reason, result and provenance.
+
+    It is computed on the dict as written (and, on reading, as read: JSON floats round-trip
+    exactly), so any change of a field after writing changes it.
+
+    Parameters
+    ----------
+    record : dict
+        A record's ``to_dict()`` or the dict read from its file.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Examples
+    --------
+    >>> d = {"key": "k", "result": {"accuracy": 0.8263}}
+    >>> record_digest(d) == record_digest({**d, "digest": "anything"})
+    True
+    >>> record_digest(d) == record_digest({"key": "k", "result": {"accuracy": 0.99}})
+    False
+    """
+    body = {k: v for k, v in record.items() if k != "digest"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Record(Plain):
-    """One stored outcome: identity, full configuration, status, result, provenance."""
+    """One stored outcome: identity, full configuration, status, result, provenance, content digest.
+
+    ``digest`` is :func:`record_digest` of the rest; ``digest_note`` is empty when the digest was
+    computed as the record was written, and says when and by what it was added to a record written
+    before digests existed (whose content before then could not be verified).
+    """
 
     schema_version: int
     key: str
@@ -372,12 +411,16 @@ class Record(Plain):
     host: str = ""
     device: str = ""
     package: str = ""
+    digest: str = ""
+    digest_note: str = ""
 
     STATUSES: ClassVar[tuple] = ("ok", "failed", "error")
 
     @classmethod
     def validate(cls, d, where: str = "record") -> "Record":
-        """Parse and fully validate a stored dict: schema, key = hash(config), result fields."""
+        """Parse and fully validate a stored dict: schema, key = hash(config), result fields, and the
+        content digest when the dict has one (a record without one is valid but unverified:
+        :attr:`verified` is False)."""
         rec = cls.from_dict(d, where)
         if rec.schema_version != SCHEMA_VERSION:
             raise RecordError(f"{where}: schema_version {rec.schema_version}, expected {SCHEMA_VERSION}")
@@ -391,6 +434,11 @@ class Record(Plain):
             raise RecordError(f"{where}: key {rec.key} does not match its configuration (hash {cfg.key()})")
         if rec.status == "ok":
             kind.result.from_dict(rec.result, f"{where}.result")
+        if rec.digest:
+            got = record_digest(d)
+            if got != rec.digest:
+                raise RecordError(f"{where}: content does not match its digest (edited after it was written: "
+                                  f"digest {rec.digest[:16]}…, content hashes to {got[:16]}…)")
         return rec
 
     def config_obj(self) -> Config:
@@ -403,10 +451,22 @@ class Record(Plain):
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def verified(self) -> bool:
+        """The digest was computed when the record was written (not added later to an old record)."""
+        return bool(self.digest) and not self.digest_note
+
+    def sealed(self, note: str = "") -> "Record":
+        """This record with its digest computed now (``note``: why it was not computed at writing)."""
+        d = {**self.to_dict(), "digest_note": note}
+        d.pop("digest", None)
+        return type(self).validate({**d, "digest": record_digest(d)})
+
     def summary(self) -> dict:
         """The entry results.json lists for this record."""
         return {"key": self.key, "kind": self.kind, "status": self.status, "reason": self.reason,
-                "config": self.config, "result": self.result, "seconds": self.seconds, "device": self.device}
+                "config": self.config, "result": self.result, "seconds": self.seconds, "device": self.device,
+                "verified": self.verified}
 
 
 def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -14,13 +14,28 @@ the file name *is* the key, so a key can never be stored twice; and a corrupt en
 to its own file and can be moved aside without rewriting anything else.
 
 Reading validates every entry (:meth:`empirics.records.Record.validate`: JSON, schema version,
-every field and its type, ``key`` = hash of the stored configuration, the result's fields) of
-every kind — the kinds are found by :func:`empirics.records.kinds`, so a process that imported
-nothing but this module reads them all.
+every field and its type, ``key`` = hash of the stored configuration, the result's fields, and
+the content digest over configuration *and* result) of every kind — the kinds are found by
+:func:`empirics.records.kinds`, so a process that imported nothing but this module reads them all.
 Invalid entries — garbage, truncated, binary, missing or mistyped fields, a key that does not
-match its configuration — are moved to ``quarantine/`` with a warning naming the file and the
-reason; the run they would have held is simply not done, so a rerun computes it once.
+match its configuration, content that does not match its digest (a record edited by hand, e.g.
+an accuracy changed from 0.8263 to 0.99) — are moved to ``quarantine/`` with a warning naming the
+file and the reason; the run they would have held is simply not done, so a rerun computes it once.
 Temporary files of writes still in flight (``*.tmp``) are ignored.
+
+Records written before records carried a digest (package 0.1.0 before issue 21) are *migrated on
+read*: the digest of their content as read is added, with ``digest_note`` saying so, and the file
+is rewritten (atomically), with a :class:`StoreWarning` naming it.  Why not quarantine them: their
+keys — the configurations' identities — are unchanged and their results are as valid as when they
+were computed; recomputing every old sweep would cost hours for nothing.  Why not leave them
+unsealed: a later edit would then go unnoticed.  What the migration cannot do is vouch for the
+content before it: such a record stays marked (``Record.verified`` is False, ``verified`` in
+``results.json`` and in :meth:`RecordStore.to_frame`), so deleting a record's digest to hide an
+edit leaves that mark, never a trusted record.
+
+:meth:`RecordStore.to_frame` gives the records as a pandas DataFrame (pandas is the optional
+extra ``inversion-limits[analysis]``); :func:`records_table` gives the same flat rows without
+pandas (``invlimits records DIR --csv FILE``).
 
 Examples
 --------
@@ -50,7 +65,11 @@ from theory._io import jsonable, write_json_atomic, write_text_atomic
 
 from .records import SCHEMA_VERSION, Config, Record, RecordError
 
-__all__ = ["RecordStore", "StoreWarning", "make_record", "package_version"]
+__all__ = ["RecordStore", "StoreWarning", "make_record", "package_version", "records_table", "LEGACY_NOTE"]
+
+#: ``digest_note`` of a record written before records carried a digest, sealed when first read
+LEGACY_NOTE = ("written without a digest (before issue 21); digest added when first read by {package} on {when}: "
+               "its content before then is unverified")
 
 
 class StoreWarning(UserWarning):
@@ -99,7 +118,7 @@ def make_record(config: Config, status: str, *, result=None, reason: str = "", s
                  status=status, reason=str(reason), result=jsonable(res), seconds=float(seconds),
                  created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=socket.gethostname(), device=str(device),
                  package=package_version())
-    return Record.validate(rec.to_dict())
+    return rec.sealed()
 
 
 class RecordStore:
@@ -145,7 +164,22 @@ class RecordStore:
         if path.stem != rec.key:
             self._quarantine(path, f"file name {path.name} does not match the record's key {rec.key}")
             return None
+        if not rec.digest:
+            rec = self._migrate(path, rec)
         return rec
+
+    def _migrate(self, path: Path, rec: Record) -> Record:
+        """Seal a record written before records carried a digest (see the module docstring)."""
+        sealed = rec.sealed(LEGACY_NOTE.format(package=f"inversion-limits {package_version()}",
+                                               when=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+        try:
+            write_json_atomic(path, sealed.to_dict(), indent=1)
+            done = "its digest was added (content before now unverified)"
+        except OSError as exc:
+            done = f"it could not be rewritten ({exc.strerror or exc}); it is used unverified"
+        warnings.warn(f"record store: {path} has no content digest (written by {rec.package or 'an older version'} "
+                      f"before records carried one); {done}", StoreWarning, stacklevel=4)
+        return sealed
 
     def _quarantine(self, path: Path, reason: str) -> None:
         self.quarantine_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +227,32 @@ class RecordStore:
         """Records for a list of configurations, in order (None where missing)."""
         return [self.get(c) for c in configs]
 
+    # -- analysis ------------------------------------------------------------------------
+    def to_frame(self, *, kind: str | None = None):
+        """Every valid record as a pandas DataFrame, one row per record (invalid ones are quarantined).
+
+        Columns: ``key``, ``kind``, ``status``, ``reason``, ``seconds``, ``device``, ``host``,
+        ``created``, ``package``, ``verified``, then the configuration and the result flattened
+        with dotted names (``config.train.lr``, ``result.accuracy``; lists of numbers and of
+        objects as JSON text).  Needs pandas (``pip install 'inversion-limits[analysis]'``).
+
+        Parameters
+        ----------
+        kind : str, optional
+            Only records of this kind.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        try:
+            import pandas as pd  # deferred: an optional extra (inversion-limits[analysis])
+        except ImportError:
+            raise ImportError("RecordStore.to_frame needs pandas, an optional extra: pip install "
+                              "'inversion-limits[analysis]' (or pip install pandas)") from None
+        columns, rows = records_table(self.scan().values(), kind=kind)
+        return pd.DataFrame(rows, columns=columns)
+
     # -- writing -------------------------------------------------------------------------
     def put(self, record: Record) -> Record:
         """Write ``record`` atomically and durably (:func:`theory._io.atomic_write`); replaces a
@@ -205,3 +265,61 @@ class RecordStore:
 
     def __repr__(self) -> str:
         return f"RecordStore({str(self.root)!r})"
+
+
+#: the record's own fields first in a table of records, in this order
+RECORD_COLUMNS = ("key", "kind", "status", "reason", "seconds", "device", "host", "created", "package", "verified")
+
+
+def _flatten(prefix: str, value, out: dict) -> None:
+    if isinstance(value, dict) and value:
+        for k in sorted(value):
+            _flatten(f"{prefix}.{k}", value[k], out)
+    elif isinstance(value, (list, dict)):
+        out[prefix] = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    elif isinstance(value, str) and value in ("nan", "inf", "-inf"):
+        out[prefix] = float(value)
+    else:
+        out[prefix] = value
+
+
+def records_table(records, *, kind: str | None = None) -> tuple[list[str], list[dict]]:
+    """Records as flat rows: ``(columns, rows)`` (see :meth:`RecordStore.to_frame`; no pandas needed).
+
+    Parameters
+    ----------
+    records : iterable of Record
+        The records.
+    kind : str, optional
+        Only records of this kind.
+
+    Returns
+    -------
+    tuple of (list of str, list of dict)
+        The column names (the record's fields, then ``config.*`` and ``result.*`` sorted) and one
+        dict per record (a missing entry: the record has no such field).
+
+    Examples
+    --------
+    >>> from empirics.specs import TrainConfig
+    >>> from empirics.kinds.train import TrainRunConfig
+    >>> rec = make_record(TrainRunConfig(train=TrainConfig(dataset="digits")), "ok",
+    ...                   result={"accuracy": 0.9, "chance": 0.1, "n_test": 450})
+    >>> cols, rows = records_table([rec])
+    >>> rows[0]["result.accuracy"], rows[0]["config.train.lr"], rows[0]["verified"]
+    (0.9, 0.001, True)
+    """
+    rows, names = [], set()
+    for r in sorted(records, key=lambda r: (r.kind, r.key)):
+        if kind is not None and r.kind != kind:
+            continue
+        row = {c: getattr(r, c) for c in RECORD_COLUMNS}
+        flat: dict = {}
+        _flatten("config", {k: v for k, v in r.config.items() if k != "kind"}, flat)
+        _flatten("result", r.result, flat)
+        row.update(flat)
+        names.update(flat)
+        rows.append(row)
+    cfg = sorted(n for n in names if n.startswith("config."))
+    res = sorted(n for n in names if n.startswith("result."))
+    return [*RECORD_COLUMNS, *cfg, *res], rows

@@ -38,6 +38,15 @@ from ..store import RecordStore, make_record
 
 __all__ = ["add_arguments", "run", "verify_args", "PSNR_THRESHOLD"]
 
+
+#: what --quick changes (listed in --help only here: the commands that accept it)
+QUICK_HELP = "fewer samples and epochs, no GAN (benchmark); fewer attack epochs (--dataset)"
+#: the examples at the end of --help
+EXAMPLES = """examples:
+  invlimits attack --benchmark optimality --out runs/optimality        # attacks vs the exact MMSE
+  invlimits attack --dataset digits --noise 0.1 --out runs/attack       # train a split model, attack it
+  invlimits attack --dataset digits --attacks decoder,optimization --epochs 20 --out runs/attack2"""
+
 #: decoder PSNR (dB) an undefended digits model must allow, keyed by --quick.  Derived from the spread
 #: over seeds 0-19 (benchmarks/attack_threshold.py): mean − 4 sample standard deviations, so a correct
 #: implementation fails at a rate of about 3e-5 per run under a normal model of the seed spread.

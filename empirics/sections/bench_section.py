@@ -38,6 +38,14 @@ from ..seeding import torch_generator
 
 __all__ = ["add_arguments", "verify_args", "run"]
 
+
+#: what --quick changes (listed in --help only here: the commands that accept it)
+QUICK_HELP = "fewer steps, one defense"
+#: the examples at the end of --help
+EXAMPLES = """examples:
+  invlimits bench --quick --out runs/bench-quick      # one defense, a few steps
+  invlimits bench --out runs/bench                    # every defense with and without CEM, VGG11-BN, paper setting"""
+
 torch = F = None  # bound by _import_torch() when the benchmark runs: building the CLI parser stays torch-free
 
 

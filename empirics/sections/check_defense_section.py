@@ -31,6 +31,16 @@ from ..registry import names
 
 __all__ = ["add_arguments", "settings", "run", "QUICK", "SIZED"]
 
+
+#: what --quick changes (listed in --help only here: the commands that accept it)
+QUICK_HELP = "3 epochs, 3 attack epochs, 30 optimization steps, 5000 Monte-Carlo draws (an option given explicitly wins)"
+#: the examples at the end of --help
+EXAMPLES = """examples:
+  invlimits check-defense examples/my_encoder.py:make_encoder --dataset digits --noise 0.1 --out runs/check
+  invlimits check-defense examples/my_encoder.py:make_linear --dataset synthetic-mixture --noise 0.3 --quick --out runs/c2
+  invlimits check-defense mypkg.models:make_encoder --weights trained.pt --dataset digits --noise 0.1 --out runs/c3
+  (MODULE:FUNCTION is imported and called: this runs your code)"""
+
 #: settings of --quick: (epochs, attack epochs, optimization steps, Fisher samples, Monte-Carlo draws)
 QUICK = {"epochs": 3, "attack_epochs": 3, "opt_steps": 30, "fisher_samples": 64, "n_mc": 5000}
 #: the options --quick shrinks, with their defaults without it (an option given explicitly wins)

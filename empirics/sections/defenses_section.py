@@ -36,6 +36,16 @@ from ..store import RecordStore
 
 __all__ = ["add_arguments", "run"]
 
+
+#: what --quick changes (listed in --help only here: the commands that accept it)
+QUICK_HELP = "fewer noise levels and epochs (see --sigmas, --epochs, --attack-epochs)"
+#: the examples at the end of --help
+EXAMPLES = """examples:
+  invlimits defenses --out runs/defenses                                          # the fast battery (verify's)
+  invlimits defenses --experiment entropy-vs-mse --quick --out runs/fig3         # Fig. 3 analogue, 3 sigma
+  invlimits defenses --experiment defense-table --baselines noise,nopeek --seeds 3 --out runs/table
+  invlimits defenses --experiment synthetic --out runs/synthetic                 # guaranteed floors vs exact MMSE"""
+
 #: the noise levels when --sigmas is not given: Fig. 3's (and fewer with --quick), the synthetic experiment's
 DEFAULT_SIGMAS = ",".join(f"{s:g}" for s in SIGMAS)
 QUICK_SIGMAS, SYNTHETIC_SIGMAS, SYNTHETIC_QUICK_SIGMAS = [0.05, 0.2, 0.8], [0.1, 0.3, 1.0], [0.3]

@@ -53,6 +53,16 @@ from .reduction_phase import run_phase
 
 __all__ = ["add_arguments", "verify_args", "run"]
 
+
+#: what --quick changes (listed in --help only here: the commands that accept it)
+QUICK_HELP = "fewer instances (10 planted, 10 over-constrained; phase transition: n in {8, 12}, 20 formulas per cell)"
+#: the examples at the end of --help
+EXAMPLES = """examples:
+  invlimits reduction --out runs/reduction                         # the hardness battery on seeded formulas
+  invlimits reduction --dimacs uf20-01.cnf --out runs/uf20         # every check on your own CNF file (B: its largest occurrence count)
+  invlimits reduction --dimacs f.cnf --B 5 --norm l1 --out runs/f  # a stated B (>= every variable's occurrences)
+  invlimits reduction --experiment phase-transition --quick --out runs/phase"""
+
 #: default of --exact-max-binaries: uf20-91 needs 111, uf50-218 268 (MILP time grows fast with n)
 EXACT_MAX_BINARIES = 400
 

@@ -9,7 +9,9 @@ cells (and retries ``error`` ones).  ``--executor slurm`` submits a job array an
 ``--status`` and ``--collect`` read ``DIR`` later.  ``--dry-run`` lists the cells, their resources and
 an estimate of device-hours from timed training steps on this machine.  A cell that raises is
 recorded as ``error`` with its message and the sweep goes on; the exit status is 1 when any cell
-ended in error.
+ended in error.  A spec whose grid has more than ``--max-cells`` cells (default 100,000) is
+refused with its count before any cell is built; a dry run streams the cells (its table shows the
+first :data:`DRY_RUN_ROWS`).
 """
 
 from __future__ import annotations
@@ -24,14 +26,25 @@ from ..results import Section
 from ..store import RecordStore
 from ..sweep import executors as E
 from ..sweep.collect import collect_sections, status_rows
-from ..sweep.estimate import estimate_hours
-from ..sweep.spec import datasets, expand, load_spec
+from ..progress import as_progress
+from ..sweep.estimate import HoursEstimator
+from ..sweep.spec import MAX_CELLS, check_size, datasets, expand, iter_cells, load_spec
 from ..sweep.worker import gpu_groups, make_task
 from ..threads import available_cores, threads_for
 
 __all__ = ["add_arguments", "run"]
 
+
+#: the examples at the end of --help
+EXAMPLES = """examples:
+  invlimits sweep sweeps/digits_tiny.toml --out runs/sweep-tiny --workers 2
+  invlimits sweep sweeps/digits_fig3.toml --out runs/sweep-fig3 --dry-run       # cells, resources, estimate
+  invlimits sweep sweeps/paper_table1.toml --data-root DATA --out runs/t1 --executor slurm --partition gpu
+  invlimits sweep sweeps/paper_table1.toml --data-root DATA --out runs/t1 --status   # later: --collect"""
+
 EXECUTORS = ("local", "ray", "slurm")
+#: cells listed in a dry run's table (every cell is counted and estimated; the rest are summarised)
+DRY_RUN_ROWS = 500
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, default=None, help="folder with local CIFAR-10 / MNIST files")
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each finished cell's training checkpoint in DIR/checkpoints")
+    p.add_argument("--max-cells", type=int, default=MAX_CELLS,
+                   help="refuse a spec with more cells than this (counted from the grid's axes before any is built)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--status", action="store_true", help="report the cells' records and jobs; run nothing")
     mode.add_argument("--collect", action="store_true", help="aggregate the records that exist; run nothing")
@@ -62,14 +77,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args) -> str:
-    if args.quick:
+    if getattr(args, "quick", False):
         raise ValueError("--quick: not used by sweep (its size is the spec's grid and settings)")
     if args.seed != 0:
         raise ValueError("--seed: a sweep's seeds are in its spec ([grid] seed = [...])")
     ex = args.executor
     if ex not in EXECUTORS + ("slurm-local",):
         raise ValueError(f"--executor: expected one of {list(EXECUTORS)}, got {ex!r}")
-    for nm in ("workers", "threads", "gpus_per_task", "array_parallelism"):
+    for nm in ("workers", "threads", "gpus_per_task", "array_parallelism", "max_cells"):
         v = getattr(args, nm)
         if v is not None and v < (0 if nm == "gpus_per_task" else 1):
             raise ValueError(f"--{nm.replace('_', '-')}: expected a positive integer, got {v}")
@@ -107,33 +122,68 @@ def _summary(spec, cells, records, title: str, key: str = "sweep") -> Section:
     return sec
 
 
-def _dry_run(spec, cells, records, args) -> Section:
-    hours, basis = estimate_hours(cells, device=args.device, data_root=args.data_root)
-    need_data = [n for n in datasets(spec) if registry.spec(n).needs_root and args.data_root is None]
-    rows = []
-    for i, (c, r, h) in enumerate(zip(cells, records, hours)):
-        key = "(needs --data-root)" if c.config.train.dataset in need_data else c.key
-        rows.append({"#": i + 1, "key": key, "cell": c.label(), "done": (r.status if r else "no"),
-                     "num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus, "epochs": c.config.train.epochs,
-                     "est_hours": h})
-    todo = sum(h for r, h in zip(records, hours) if r is None or r.status == "error")
-    sec = Section("dry-run", f"Dry run of {spec.name}: {len(cells)} cells ({spec.experiment})")
-    sec.headline = (f"{len(cells)} cells, {sum(r is not None and r.status != 'error' for r in records)} done; about "
-                    f"{todo:.3g} {basis['device']}-hours of training left (an estimate from timed steps on this "
-                    f"machine, training only).")
-    sec.description = (
-        f"Each cell asks for num_cpus = {spec.num_cpus:g}, num_gpus = {spec.num_gpus:g} (Ray task / SLURM array task). "
-        f"est_hours = median time of one training step of the cell's model architecture (random inputs of the "
-        f"dataset's shape, cross-entropy, backward, optimiser step) on this machine's {basis['device']} × "
-        f"ceil(n_train / batch size) × epochs: training only — attacks, CEM's mixture fits and extra loss, data "
-        f"loading and evaluation are not counted. An estimate from this machine, not a measurement of the sweep."
-        + (f" Keys of cells on {', '.join(need_data)} include the data's content hash: pass --data-root to see them "
-           f"(shape and size are the standard split's)." if need_data else ""))
-    sec.table_notes["cells"] = "The cells in run order; done = the status of an existing record (no = none)."
+def _dry_run(spec, n: int, store, fps, args) -> tuple[Section, Section, list]:
+    """Stream the cells: each one's record (if any) and estimate, the first DRY_RUN_ROWS listed; the
+    records found (for the collector).  Memory: the rows shown and the records found, not the cells."""
+    need_data = [d for d in datasets(spec) if registry.spec(d).needs_root and args.data_root is None]
+    est = HoursEstimator(device=args.device, data_root=args.data_root)
+    prog = as_progress(getattr(args, "progress", False))
+    prog.step(f"dry run of {spec.name}: {n:,} cells (records read, one training step timed per model) ...")
+    rows, found = [], []
+    counts = {"ok": 0, "failed": 0, "error": 0, "missing": 0}
+    total = todo = 0.0
+    timed = False
+    count = 0
+    for i, c in enumerate(prog.bar(iter_cells(spec, fingerprints=fps, max_cells=args.max_cells), total=n,
+                                   desc="cells", unit="cell")):
+        count += 1
+        r = store.get(c.key)
+        counts[r.status if r else "missing"] += 1
+        if r is not None:
+            found.append(r)
+        h = est.hours(c)
+        if h is not None:
+            timed = True
+            total += h
+            todo += h if r is None or r.status == "error" else 0.0
+        if len(rows) < DRY_RUN_ROWS:
+            t = getattr(c.config, "train", None)
+            key = "(needs --data-root)" if t is not None and t.dataset in need_data else c.key
+            row = {"#": i + 1, "key": key, "cell": c.label(), "done": (r.status if r else "no"),
+                   "num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus}
+            if t is not None:
+                row.update(epochs=t.epochs, est_hours=h)
+            rows.append(row)
+    done = counts["ok"] + counts["failed"]
+    sec = Section("dry-run", f"Dry run of {spec.name}: {count} cells ({spec.experiment})")
+    basis = est.basis() if timed else None
+    if timed:
+        sec.headline = (f"{count} cells, {done} done; about {todo:.3g} {basis['device']}-hours of training left (an "
+                        f"estimate from timed steps on this machine, training only).")
+        sec.description = (
+            f"Each cell asks for num_cpus = {spec.num_cpus:g}, num_gpus = {spec.num_gpus:g} (Ray task / SLURM array "
+            f"task). est_hours = median time of one training step of the cell's model architecture (random inputs of "
+            f"the dataset's shape, cross-entropy, backward, optimiser step) on this machine's {basis['device']} × "
+            f"ceil(n_train / batch size) × epochs: training only — attacks, CEM's mixture fits and extra loss, data "
+            f"loading and evaluation are not counted. An estimate from this machine, not a measurement of the sweep."
+            + (f" Keys of cells on {', '.join(need_data)} include the data's content hash: pass --data-root to see "
+               f"them (shape and size are the standard split's)." if need_data else ""))
+        sec.tables["timed training steps"] = [{"model": k, "seconds_per_step": v}
+                                              for k, v in basis["step_seconds"].items()]
+        sec.data["estimate"] = {**basis, "hours_total": total, "hours_left": todo}
+    else:
+        sec.headline = f"{count} cells, {done} done; no time estimate for this experiment (nothing is trained)."
+        sec.description = (f"Each cell asks for num_cpus = {spec.num_cpus:g}, num_gpus = {spec.num_gpus:g} (Ray task / "
+                           f"SLURM array task).")
+        sec.data["estimate"] = None
+    sec.table_notes["cells"] = ("The cells in run order; done = the status of an existing record (no = none)."
+                                + (f" The first {DRY_RUN_ROWS} of {count} are listed." if count > DRY_RUN_ROWS else ""))
     sec.tables["cells"] = rows
-    sec.tables["timed training steps"] = [{"model": k, "seconds_per_step": v} for k, v in basis["step_seconds"].items()]
-    sec.data["estimate"] = {**basis, "hours_total": sum(hours), "hours_left": todo}
-    return sec
+    summ = Section("sweep", f"Sweep {spec.name}: {spec.experiment}, {count} cells", records=found)
+    summ.headline = (f"{count} cells: {counts['ok']} ok, {counts['failed']} failed (near chance or diverged: valid, "
+                     f"excluded from tables), {counts['error']} error, {counts['missing']} without a record.")
+    summ.data["counts"] = counts
+    return sec, summ, found
 
 
 def _status(spec, cells, records, args) -> Section:
@@ -193,7 +243,7 @@ def _execute(spec, cells, records, args, ex: str) -> tuple[Section, dict]:
                         f"); follow with `invlimits sweep {args.spec} --out {out} --status`, then --collect.")
         sec.description = f"{how}; gpus per task {gpus}; time limit {E.parse_minutes(args.time)} min."
         return sec, info
-    tally = E.Tally(len(tasks))
+    tally = E.Tally(len(tasks), lines=as_progress(getattr(args, "progress", False)).lines)
     try:
         if ex == "local":
             E.run_local(tasks, workers=workers, tally=tally, gpus=gpus)
@@ -214,25 +264,29 @@ def _execute(spec, cells, records, args, ex: str) -> tuple[Section, dict]:
 
 
 def run(args):
-
     """Run the subcommand: its sections (and the top-level keys it adds to ``results.json``)."""
     ex = _check_args(args)
     spec = load_spec(args.spec)
+    n = check_size(spec, args.max_cells)  # counted from the axes: a huge grid is refused before any cell is built
     running = not (args.status or args.collect or args.dry_run)
     if running and ex == "ray":
         E.check_ray(args.address)
     if running and ex.startswith("slurm"):
         E.check_slurm("local" if ex == "slurm-local" else "slurm")
-    cells = expand(spec, fingerprints=_fingerprints(spec, args))
+    fps = _fingerprints(spec, args)
     store = RecordStore(Path(args.out) / "records")
-    records = store.records([c.config for c in cells])
     extra = {"sweep": {"spec": str(args.spec), "name": spec.name, "experiment": spec.experiment,
-                       "resources": {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus}, "cells": len(cells)}}
-    first = []
+                       "resources": {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus}, "cells": n}}
     if args.dry_run:
-        first = [_dry_run(spec, cells, records, args)]
-        extra["sweep"]["estimate"] = first[0].data["estimate"]
-    elif args.status:
+        sec, summ, found = _dry_run(spec, n, store, fps, args)
+        extra["sweep"].update(cells=sum(summ.data["counts"].values()), estimate=sec.data["estimate"],
+                              counts=summ.data["counts"])
+        return [sec, summ] + collect_sections(spec, [], found, args.out), extra
+    cells = expand(spec, fingerprints=fps, max_cells=args.max_cells)
+    extra["sweep"]["cells"] = len(cells)
+    records = store.records([c.config for c in cells])
+    first = []
+    if args.status:
         first = [_status(spec, cells, records, args)]
     elif running:
         (Path(args.out) / "sweep").mkdir(parents=True, exist_ok=True)
@@ -248,6 +302,6 @@ def run(args):
                  note="errors are recorded with their message (table 'cells'); a rerun retries them",
                  tolerance="0 cells")
     extra["sweep"]["counts"] = summ.data["counts"]
-    if args.status or args.dry_run:
-        summ.tables.pop("cells")  # the status / dry-run table lists them
+    if args.status:
+        summ.tables.pop("cells")  # the status table lists them
     return first + [summ] + collect_sections(spec, cells, records, args.out), extra

@@ -36,6 +36,15 @@ from ..results import Section
 
 __all__ = ["add_arguments", "verify_args", "run"]
 
+
+#: what --quick changes (listed in --help only here: the commands that accept it)
+QUICK_HELP = "smaller Monte-Carlo sizes (--n-mc 4000, --n-channels 10)"
+#: the examples at the end of --help
+EXAMPLES = """examples:
+  invlimits theory --out runs/theory                 # Thm 1 / Thm 2 battery and the bounds-vs-truth figure
+  invlimits theory --quick --out runs/theory-quick   # smaller Monte-Carlo sizes
+  invlimits theory --dims 2 8 --n-mc 50000 --out runs/theory-big"""
+
 K_SE = 5.0  # tolerance of Monte-Carlo checks in standard errors (see module docstring)
 
 

@@ -15,6 +15,7 @@ accepted here (set ``--epochs``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from pathlib import Path
 
@@ -27,7 +28,14 @@ from ..results import Section
 from ..specs import DefenseSpec, TrainConfig
 from ..store import RecordStore
 
-__all__ = ["add_arguments", "run", "parse_defense"]
+__all__ = ["add_arguments", "run", "parse_defense", "train_defaults"]
+
+
+#: the examples at the end of --help
+EXAMPLES = """examples:
+  invlimits train --dataset digits --defense noise:sigma=0.1 --defense cem:lam=0.002 --out runs/train
+  invlimits train --dataset digits --epochs 20 --out runs/train          # more epochs continue the same run
+  invlimits train --dataset cifar10 --data-root DATA --preset vgg11_bn --out runs/cifar"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,14 +44,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None,
                    help="model preset (default: the dataset's own; vgg11_bn or resnet20 for cifar10)")
     p.add_argument("--data-root", type=Path, default=None, help="folder with local CIFAR-10 / MNIST files")
-    p.add_argument("--epochs", type=int, default=15, help="training epochs")
-    p.add_argument("--batch-size", type=int, default=128, help="batch size")
-    p.add_argument("--lr", type=float, default=3e-3, help="learning rate (Adam)")
+    # one default per setting: the training configuration's own (TrainConfig), which sweeps use too
+    d = train_defaults()
+    p.add_argument("--epochs", type=int, default=d["epochs"], help="training epochs")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="batch size")
+    p.add_argument("--lr", type=float, default=d["lr"], help="learning rate (Adam)")
     p.add_argument("--bottleneck", type=int, default=None, help="encoder output channels/features")
     p.add_argument("--defense", action="append", default=[], metavar="NAME[:k=v,...]",
                    help="defense to train with, e.g. noise:sigma=0.1 (repeatable, applied in order)")
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint path (default OUT/checkpoint.pt)")
     p.add_argument("--fresh", action="store_true", help="discard an existing checkpoint and train from scratch")
+
+
+def train_defaults() -> dict:
+    """The defaults of :class:`~empirics.specs.TrainConfig` (epochs, batch size, learning rate ...):
+    ``invlimits train`` and every sweep of trained models share them."""
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
 
 def parse_defense(spec: str):
@@ -52,7 +68,7 @@ def parse_defense(spec: str):
 
 
 def _config(args):
-    if args.quick:
+    if getattr(args, "quick", False):
         raise ValueError("--quick: not used by train (its size is --epochs); drop --quick")
     if not (isinstance(args.lr, float) and math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"--lr: expected a positive finite number, got {args.lr}")

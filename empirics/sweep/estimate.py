@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from .. import registry
 from ..experiments.common import build_model
 
-__all__ = ["KNOWN_SIZES", "dataset_shape", "time_training_step", "estimate_hours"]
+__all__ = ["KNOWN_SIZES", "dataset_shape", "time_training_step", "estimate_hours", "HoursEstimator"]
 
 #: (input shape, classes, training examples) of the datasets read from local files (standard splits)
 KNOWN_SIZES = {"cifar10": ((3, 32, 32), 10, 50_000), "mnist": ((1, 28, 28), 10, 60_000)}
@@ -98,12 +98,54 @@ def time_training_step(train_cfg, shape, num_classes: int, *, device="auto", ste
     return statistics.median(times)
 
 
-def estimate_hours(cells, *, device="auto", data_root=None, steps: int = 3) -> tuple[list[float], dict]:
+class HoursEstimator:
+    """Estimated device-hours of cells one at a time (training only; see the module docstring).
+
+    One training step is timed per distinct model architecture the first time a cell of it comes;
+    every later cell of that architecture costs nothing to estimate, so a dry run can stream cells.
+    Cells without a training configuration (``phase-transition``) get ``None``.
+    """
+
+    def __init__(self, *, device="auto", data_root=None, steps: int = 3):
+        self.device, self.data_root, self.steps = device, data_root, steps
+        self.per_model: dict = {}
+        self.shapes: dict = {}
+
+    def hours(self, cell) -> float | None:
+        """The cell's estimated hours (None: nothing is trained)."""
+        t = getattr(cell.config, "train", None)
+        if t is None:
+            return None
+        if t.dataset not in self.shapes:
+            self.shapes[t.dataset] = dataset_shape(t.dataset, self.data_root)
+        shape, ncls, ntrain = self.shapes[t.dataset]
+        # one timing per model architecture: a plain step's cost hardly depends on the defense stack
+        # (their extra losses are not in it anyway)
+        mk = (t.dataset, t.preset, t.bottleneck, t.batch_size, t.optimizer)
+        if mk not in self.per_model:
+            self.per_model[mk] = time_training_step(t, shape, ncls, device=self.device, steps=self.steps)
+        return self.per_model[mk] * math.ceil(ntrain / t.batch_size) * t.epochs / 3600.0
+
+    def basis(self) -> dict:
+        """What the estimates are based on: the device, the models timed and their step times."""
+        from ..device import resolve_device  # deferred: torch
+        dev = resolve_device(self.device)
+        name = dev.type
+        if dev.type == "cuda":
+            import torch  # deferred: torch
+            name = f"cuda ({torch.cuda.get_device_name(dev)})"
+        return {"device": name, "models_timed": len(self.per_model), "steps_timed": self.steps,
+                "step_seconds": {f"{k[0]}/{k[1]} batch {k[3]} {k[4]}": v for k, v in self.per_model.items()},
+                "datasets": {k: {"input_shape": list(v[0]), "classes": v[1], "n_train": v[2]}
+                             for k, v in self.shapes.items()}}
+
+
+def estimate_hours(cells, *, device="auto", data_root=None, steps: int = 3) -> tuple[list, dict]:
     """Per-cell estimated device-hours (training only) and what they are based on.
 
     Parameters
     ----------
-    cells : sequence of Cell
+    cells : iterable of Cell
         The spec's cells.
     device : str
         Torch device timed on.
@@ -114,29 +156,8 @@ def estimate_hours(cells, *, device="auto", data_root=None, steps: int = 3) -> t
 
     Returns
     -------
-    tuple of (list of float, dict)
+    tuple of (list of float or None, dict)
     """
-    from ..device import resolve_device  # deferred: torch
-    per_model: dict = {}
-    shapes: dict = {}
-    hours = []
-    for c in cells:
-        t = c.config.train
-        if t.dataset not in shapes:
-            shapes[t.dataset] = dataset_shape(t.dataset, data_root)
-        shape, ncls, ntrain = shapes[t.dataset]
-        # one timing per model architecture: a plain step's cost hardly depends on the defense stack
-        # (their extra losses are not in it anyway)
-        mk = (t.dataset, t.preset, t.bottleneck, t.batch_size, t.optimizer)
-        if mk not in per_model:
-            per_model[mk] = time_training_step(t, shape, ncls, device=device, steps=steps)
-        hours.append(per_model[mk] * math.ceil(ntrain / t.batch_size) * t.epochs / 3600.0)
-    dev = resolve_device(device)
-    name = dev.type
-    if dev.type == "cuda":
-        import torch  # deferred: torch
-        name = f"cuda ({torch.cuda.get_device_name(dev)})"
-    basis = {"device": name, "models_timed": len(per_model), "steps_timed": steps,
-             "step_seconds": {f"{k[0]}/{k[1]} batch {k[3]} {k[4]}": v for k, v in per_model.items()},
-             "datasets": {k: {"input_shape": list(v[0]), "classes": v[1], "n_train": v[2]} for k, v in shapes.items()}}
-    return hours, basis
+    est = HoursEstimator(device=device, data_root=data_root, steps=steps)
+    hours = [est.hours(c) for c in cells]
+    return hours, est.basis()

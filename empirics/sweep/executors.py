@@ -50,11 +50,13 @@ __all__ = ["Tally", "run_local", "check_ray", "run_ray", "check_slurm", "submit_
 class Tally:
     """Counts of a sweep run (ran now / reused, by status) and one progress line per finished cell."""
 
-    def __init__(self, total: int, *, stream=sys.stderr):
-        self.total, self.stream, self.results = total, stream, []
+    def __init__(self, total: int, *, stream=sys.stderr, lines: bool = True):
+        self.total, self.stream, self.results, self.lines = total, stream, [], lines
 
     def add(self, res: dict) -> None:
         self.results.append(res)
+        if not self.lines:  # --quiet
+            return
         how = "ran" if res["ran"] else "reused"
         why = f" — {res['reason'][:120]}" if res["status"] != "ok" and res.get("reason") else ""
         print(f"[{len(self.results)}/{self.total}] {res['status']:6s} {res['key']} {res.get('label', '')} "

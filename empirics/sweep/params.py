@@ -27,7 +27,7 @@ __all__ = ["param", "field_type", "TrainSweep"]
 
 def param(help: str, default: Any = dataclasses.MISSING, *, axis: tuple | None = None, minimum: int | None = None,
           positive: bool = False, nonneg: bool = False, choices: tuple | Callable | None = None,
-          nonempty: bool = False, settings_only: bool = False):
+          nonempty: bool = False, settings_only: bool = False, required: bool = False):
     """A sweep parameter: a dataclass field whose metadata the spec parser reads.
 
     Parameters
@@ -47,13 +47,15 @@ def param(help: str, default: Any = dataclasses.MISSING, *, axis: tuple | None =
         A list that may not be empty.
     settings_only : bool
         A table: only in ``[settings]``, never an axis.
+    required : bool
+        A spec must give it (in ``[grid]`` or ``[settings]``); its default (None) stands for "not given".
 
     Returns
     -------
     dataclasses.Field
     """
     meta = {"help": help, "axis": axis, "minimum": minimum, "positive": positive, "nonneg": nonneg,
-            "choices": choices, "nonempty": nonempty, "settings_only": settings_only}
+            "choices": choices, "nonempty": nonempty, "settings_only": settings_only, "required": required}
     if isinstance(default, (dict, list)):
         value = default
         return field(default_factory=lambda: type(value)(value), metadata=meta)
@@ -90,6 +92,10 @@ def _datasets():
     return names("sweep", aliases=True)
 
 
+#: the training defaults every sweep of trained models shares with ``invlimits train``: TrainConfig's own
+_TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainSweep:
     """Settings every sweep of trained models takes (a kind's sweep dataclass adds its own)."""
@@ -98,11 +104,11 @@ class TrainSweep:
     dataset: str = param("registered dataset (datasets read from local files need --data-root)", "digits",
                          choices=_datasets)
     seed: int = param("master seed of the cell (training, defenses, attack)", 0, minimum=0)
-    epochs: int = param("training epochs", 15, minimum=1)
+    epochs: int = param("training epochs", _TRAIN["epochs"], minimum=1)
     attack_epochs: int = param("epochs of the trained attacks (optimization attack: 10x steps, >= 50)", 30,
                                minimum=1)
-    batch_size: int = param("training batch size", 64, minimum=1)
-    lr: float = param("learning rate", 1e-3, positive=True)
+    batch_size: int = param("training batch size", _TRAIN["batch_size"], minimum=1)
+    lr: float = param("learning rate", _TRAIN["lr"], positive=True)
     optimizer: Optional[str] = param("adam or sgd", None, choices=("adam", "sgd"))
     weight_decay: Optional[float] = param("weight decay", None, nonneg=True)
     preset: Optional[str] = param("model preset (default: the dataset's)", None)

@@ -27,6 +27,12 @@ done.  Everything is validated before anything runs: an unknown table or key, an
 repeated value or a value of the wrong type or range is a ``ValueError`` naming the key (the
 command line prints it and exits with status 2).
 
+A grid's size is known before anything is built: :func:`count_cells` multiplies the axes'
+lengths (those of ``[grid]`` and the default axes), and :func:`iter_cells` / :func:`expand` refuse a
+spec above ``max_cells`` (:data:`MAX_CELLS`, ``invlimits sweep --max-cells``) with that count
+before building a single configuration.  :func:`iter_cells` yields the cells one at a time (a dry
+run of a large grid never holds every cell); :func:`expand` is its list.
+
 This module imports no torch until cells are built (:func:`expand`).
 """
 
@@ -46,8 +52,13 @@ from ..records import Kind, kinds
 from ..registry import spec as dataset_spec
 from .params import TrainSweep, field_type
 
-__all__ = ["experiments", "params", "params_table", "SweepSpec", "load_spec", "parse_spec", "expand", "Cell", "combinations",
-           "datasets"]
+__all__ = ["experiments", "params", "params_table", "SweepSpec", "load_spec", "parse_spec", "expand", "iter_cells",
+           "count_cells", "check_size", "MAX_CELLS", "Cell", "combinations", "datasets"]
+
+#: the most cells a spec may have unless ``max_cells`` (``--max-cells``) says otherwise: a grid is
+#: refused above it before any cell is built (10⁵ cells of a few hundred bytes each, plus their
+#: records, stay well within a laptop's memory; the runs themselves are what takes time)
+MAX_CELLS = 100_000
 
 def experiments() -> dict[str, Kind]:
     """``{experiment name: Kind}`` of every kind a sweep can run (those with sweep parameters).
@@ -101,6 +112,8 @@ def params_table() -> str:
             return "–"
         if f.metadata.get("axis"):
             return "axis: " + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in f.metadata["axis"])
+        if f.metadata.get("required"):
+            return "required"
         d = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if d is None:
             return "unset"
@@ -137,6 +150,7 @@ class SweepSpec:
 
     @property
     def n_combinations(self) -> int:
+        """The product of the ``[grid]`` axes' lengths (:func:`count_cells` adds the default axes)."""
         return math.prod(len(v) for v in self.grid.values())
 
 
@@ -334,8 +348,8 @@ def _values(d: dict, k: str) -> list:
 
 # ----------------------------------------------------------------------------- cells
 
-def combinations(spec: SweepSpec) -> list[dict]:
-    """Every combination of the grid's axes (in the order the spec lists them), as dicts.
+def combinations(spec: SweepSpec):
+    """Every combination of the grid's axes (in the order the spec lists them), as dicts, one at a time.
 
     Parameters
     ----------
@@ -344,18 +358,77 @@ def combinations(spec: SweepSpec) -> list[dict]:
 
     Returns
     -------
-    list of dict
+    iterator of dict
     """
     names = list(spec.grid)
-    return [dict(zip(names, vals)) for vals in itertools.product(*(spec.grid[n] for n in names))]
+    return (dict(zip(names, vals)) for vals in itertools.product(*(spec.grid[n] for n in names)))
 
 
-def expand(spec: SweepSpec, *, fingerprints: dict | None = None) -> list[Cell]:
-    """The spec's cells (configurations), each key once, in grid order.
+def _default_axes(spec: SweepSpec) -> dict:
+    """The axes a spec gets from parameters declared with ``axis=`` that it does not name."""
+    sweep = experiments()[spec.experiment].sweep
+    return {f.name: f.metadata["axis"] for f in dataclasses.fields(sweep)
+            if f.metadata.get("axis") and f.name not in spec.grid and f.name not in spec.settings}
 
-    ``fingerprints``: dataset name → content hash, for datasets read from local files (the hash is
-    part of every such cell's identity, as for ``invlimits train``).  Invalid combinations are a
-    ``ValueError`` naming the combination.
+
+def count_cells(spec: SweepSpec) -> int:
+    """The number of cells of a spec, from its axes' lengths alone (nothing is built).
+
+    The product of the lengths of the ``[grid]`` axes and of the default axes (e.g. the defense
+    table's three seeds); each combination is one configuration.  An upper bound on the cells
+    :func:`iter_cells` yields: combinations that give the same configuration (e.g. λ without CEM)
+    are one cell.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        The spec.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> s = parse_spec({"sweep": {"experiment": "entropy-vs-mse"}, "grid": {"lam": [0.0, 0.01], "seed": [0, 1, 2]}})
+    >>> count_cells(s)   # 2 × 3, times the 8 σ of the default axis
+    48
+    """
+    return math.prod(len(v) for v in spec.grid.values()) * math.prod(len(v) for v in _default_axes(spec).values())
+
+
+def check_size(spec: SweepSpec, max_cells: int = MAX_CELLS) -> int:
+    """The spec's cell count (:func:`count_cells`), or a ``ValueError`` when it exceeds ``max_cells``.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        The spec.
+    max_cells : int
+        The most cells allowed.
+
+    Returns
+    -------
+    int
+    """
+    expect_int(max_cells, "max_cells")
+    n = count_cells(spec)
+    if n > max_cells:
+        axes = [f"{k} {len(v):,}" for k, v in spec.grid.items()] + \
+               [f"{k} {len(v):,} (default axis)" for k, v in _default_axes(spec).items()]
+        raise ValueError(f"{spec.path}: {n:,} cells ({' × '.join(axes)}), more than the {max_cells:,} allowed: split the "
+                         f"grid into several specs, or raise --max-cells (max_cells=) if you mean it")
+    return n
+
+
+def iter_cells(spec: SweepSpec, *, fingerprints: dict | None = None, max_cells: int = MAX_CELLS):
+    """The spec's cells (configurations) one at a time, each key once, in grid order.
+
+    The size is checked first (:func:`check_size`: a ``ValueError`` with the count above
+    ``max_cells``, before any cell is built).  ``fingerprints``: dataset name → content hash, for
+    datasets read from local files (the hash is part of every such cell's identity, as for
+    ``invlimits train``).  An invalid combination is a ``ValueError`` naming it when it is reached.
+    Only the keys seen so far are held (16 characters each), never the cells.
 
     Parameters
     ----------
@@ -363,16 +436,21 @@ def expand(spec: SweepSpec, *, fingerprints: dict | None = None) -> list[Cell]:
         The spec.
     fingerprints : dict, optional
         Dataset name → content hash.
+    max_cells : int
+        The most cells allowed.
 
     Returns
     -------
-    list of Cell
+    iterator of Cell
     """
-    fingerprints = fingerprints or {}
+    check_size(spec, max_cells)
+    return _iter_cells(spec, fingerprints or {})
+
+
+def _iter_cells(spec: SweepSpec, fingerprints: dict):
     sweep = experiments()[spec.experiment].sweep
-    axes = {f.name: f.metadata["axis"] for f in dataclasses.fields(sweep)
-            if f.metadata.get("axis") and f.name not in spec.grid and f.name not in spec.settings}
-    cells, seen = [], set()
+    axes = _default_axes(spec)
+    seen = set()
     for combo in combinations(spec):
         cfgs = []
         try:
@@ -387,8 +465,26 @@ def expand(spec: SweepSpec, *, fingerprints: dict | None = None) -> list[Cell]:
             k = c.key()
             if k not in seen:
                 seen.add(k)
-                cells.append(Cell(c, combo))
-    return cells
+                yield Cell(c, combo)
+
+
+def expand(spec: SweepSpec, *, fingerprints: dict | None = None, max_cells: int = MAX_CELLS) -> list[Cell]:
+    """The spec's cells as a list (:func:`iter_cells`; the size is checked before any is built).
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        The spec.
+    fingerprints : dict, optional
+        Dataset name → content hash.
+    max_cells : int
+        The most cells allowed.
+
+    Returns
+    -------
+    list of Cell
+    """
+    return list(iter_cells(spec, fingerprints=fingerprints, max_cells=max_cells))
 
 
 def datasets(spec: SweepSpec) -> list[str]:
@@ -403,6 +499,8 @@ def datasets(spec: SweepSpec) -> list[str]:
     -------
     list of str
     """
+    if not any(f.name == "dataset" for f in dataclasses.fields(experiments()[spec.experiment].sweep)):
+        return []  # an experiment without data (phase-transition)
     vals = _values(spec.grid, "dataset") or _values(spec.settings, "dataset")
     if not vals:
         vals = [_field(spec.experiment, "dataset").default]

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import config_keys  # noqa: E402
 
 ALL_KINDS = {"train", "train-attack", "defense-table", "entropy-vs-mse", "synthetic-bounds", "optimality",
-             "dataset-attack", "check-defense"}
+             "dataset-attack", "check-defense", "phase-transition"}
 
 
 def test_every_kind_is_one_module_with_config_result_and_a_table_or_runner():
@@ -75,7 +75,7 @@ def _one_config_per_kind() -> dict:
 
 
 def test_a_fresh_process_reads_every_valid_record_of_every_kind(tmp_path):
-    """Records of all eight kinds (ok, and a failed one) written here; a new interpreter that
+    """Records of all nine kinds (ok, and a failed one) written here; a new interpreter that
     imports only ``empirics.store`` reads every one and quarantines none."""
     store = RecordStore(tmp_path / "records")
     written = {}
@@ -221,4 +221,4 @@ def test_the_sweep_parameter_table_is_the_kinds_fields():
         assert names == {p for p, (_, exps, _) in table.items() if exp in exps}
         for f in dataclasses.fields(k.sweep):
             assert table[f.name][0] == field_type(k.sweep, f.name) and table[f.name][2]  # a type and a help line
-    assert set(experiments()) == {"entropy-vs-mse", "defense-table", "train"}
+    assert set(experiments()) == {"entropy-vs-mse", "defense-table", "train", "phase-transition"}

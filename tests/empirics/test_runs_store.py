@@ -136,6 +136,7 @@ CORRUPTIONS = {
     "mistyped field": "mistyped",
     "key mismatch": "key",
     "bad result": "result",
+    "edited result": "edited",  # still valid JSON and a valid result: only the digest tells
 }
 
 
@@ -157,6 +158,8 @@ def _corrupt(path: os.PathLike, how, valid: dict):
         d["config"]["train"]["lr"] = 0.5  # the stored key no longer matches its configuration
     elif blob == "result":
         d["result"]["accuracy"] = "high"
+    elif blob == "edited":
+        d["result"]["accuracy"] = 0.99
     path.write_text(json.dumps(d))
 
 
@@ -242,3 +245,156 @@ def test_record_validate_rejects_wrong_schema(tmp_path):
     d["schema_version"] = 1
     with pytest.raises(RecordError, match="schema_version"):
         Record.validate(d)
+
+
+# ----------------------------------------------------------------------------- content digests
+
+def test_a_hand_edited_record_is_quarantined_with_the_reason(tmp_path):
+    """accuracy 0.8263 -> 0.99, still valid JSON with a valid result: the digest over configuration
+    and result refuses it, with the reason in the warning and beside the quarantined file."""
+    st_ = RecordStore(tmp_path)
+    c = _train()
+    st_.put(_ok(c, acc=0.8263))
+    path = tmp_path / f"{c.key()}.json"
+    d = json.loads(path.read_text())
+    assert d["digest"] and d["digest_note"] == ""
+    d["result"]["accuracy"] = 0.99
+    path.write_text(json.dumps(d, indent=1))
+    with pytest.warns(StoreWarning, match="does not match its digest"):
+        assert st_.get(c) is None
+    why = (tmp_path / "quarantine" / f"{path.name}.why").read_text()
+    assert "edited after it was written" in why and st_.quarantined[0][0] == str(path)
+    assert not path.exists() and (tmp_path / "quarantine" / path.name).exists()
+
+
+@pytest.mark.parametrize("field, value", [("config", None), ("status", "failed"), ("reason", "x"), ("seconds", 9.5),
+                                          ("device", "cuda:7"), ("digest_note", "")])
+def test_every_field_is_covered_by_the_digest(field, value):
+    d = _ok(_train()).to_dict()
+    if field == "config":
+        d["config"]["train"]["epochs"] = 3
+        d["key"] = config_from_dict(d["config"]).key()  # a consistent key: only the digest can tell
+    elif field == "digest_note":
+        d = _ok(_train()).sealed("migrated").to_dict()
+        d["digest_note"] = value  # hiding the note that the record is unverified
+    else:
+        d[field] = value
+    with pytest.raises(RecordError, match="digest"):
+        Record.validate(d)
+
+
+FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-10**12, 10**12)
+RESULTS = st.recursive(FLOATS | st.text(max_size=5) | st.booleans() | st.none(),
+                       lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                  max_size=4), max_leaves=20)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=6), RESULTS, max_size=5), FLOATS)
+def test_digest_survives_the_round_trip_through_the_file(tmp_path_factory, extra, seconds):
+    """Whatever a result holds (non-finite floats, big integers, unicode), the record read back from its
+    file validates against the digest computed when it was written."""
+    root = tmp_path_factory.mktemp("digest")
+    st_ = RecordStore(root)
+    c = _train()
+    rec = make_record(c, "failed", result={"accuracy": 0.5, **extra}, seconds=float(seconds) if
+                      seconds == seconds and abs(seconds) < 1e300 else 0.0)
+    st_.put(rec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = st_.get(c)
+    assert back is not None and back.digest == rec.digest and back.verified
+
+
+def test_a_record_written_before_digests_is_migrated_with_a_warning_and_stays_marked(tmp_path):
+    """A record of the previous version (no digest) keeps its key and result, gains a digest once
+    (the file is rewritten) and is marked unverified; an edit after that is caught."""
+    st_ = RecordStore(tmp_path)
+    c = _train()
+    path = tmp_path / f"{c.key()}.json"
+    old = _ok(c, acc=0.8263).to_dict()
+    del old["digest"], old["digest_note"]  # what the previous version wrote
+    path.write_text(json.dumps(old, indent=1))
+    with pytest.warns(StoreWarning, match="no content digest"):
+        rec = st_.get(c)
+    assert rec.key == c.key() and rec.result["accuracy"] == 0.8263 and not rec.verified
+    assert "unverified" in rec.digest_note and rec.summary()["verified"] is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert st_.get(c).digest == rec.digest  # migrated once: a second read is silent
+    d = json.loads(path.read_text())
+    d["result"]["accuracy"] = 0.99
+    path.write_text(json.dumps(d))
+    with pytest.warns(StoreWarning, match="digest"):
+        assert st_.get(c) is None
+
+
+def test_an_edited_cell_is_recomputed_once(tmp_path, monkeypatch):
+    """Through the runner: the edited record is quarantined, its cell runs again (once), the others are reused."""
+    import dataclasses as dc
+    from typing import ClassVar
+
+    from empirics import records as R
+    from empirics.experiments import execute_all
+
+    calls = []
+
+    @dc.dataclass(frozen=True, kw_only=True)
+    class SquareConfig(R.Config):
+        kind: ClassVar[str] = "test-square"
+        x: float
+
+    @dc.dataclass(frozen=True, kw_only=True)
+    class SquareResult(R.Result):
+        y: float
+
+    def run(cfg, ctx):
+        calls.append(cfg.x)
+        return R.Outcome("ok", SquareResult(y=cfg.x ** 2))
+
+    monkeypatch.setitem(R._EXTRA, "test-square", R.Kind(config=SquareConfig, result=SquareResult, run=run))
+    st_ = RecordStore(tmp_path)
+    cfgs = [SquareConfig(x=float(i)) for i in range(3)]
+    execute_all(cfgs, st_)
+    path = tmp_path / f"{cfgs[1].key()}.json"
+    d = json.loads(path.read_text())
+    d["result"]["y"] = 99.0
+    path.write_text(json.dumps(d))
+    with pytest.warns(StoreWarning, match="digest"):
+        recs = execute_all(cfgs, st_)
+    assert calls == [0.0, 1.0, 2.0, 1.0] and [r.result["y"] for r in recs] == [0.0, 1.0, 4.0]
+    execute_all(cfgs, st_)
+    assert calls == [0.0, 1.0, 2.0, 1.0]
+
+
+# ----------------------------------------------------------------------------- records as a table
+
+def test_records_table_and_to_frame(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from empirics.store import records_table
+    st_ = RecordStore(tmp_path)
+    for s in range(3):
+        st_.put(_ok(_train(seed=s), acc=(0.8, 0.81, 0.82)[s]))
+    st_.put(make_record(_train(seed=9), "error", reason="RuntimeError: x"))
+    cols, rows = records_table(st_.scan().values())
+    assert cols[:4] == ["key", "kind", "status", "reason"] and "config.train.seed" in cols
+    df = st_.to_frame()
+    assert isinstance(df, pd.DataFrame) and df.shape == (4, len(cols)) and list(df.columns) == cols
+    ok = df[df.status == "ok"].sort_values("config.train.seed")
+    assert ok["result.accuracy"].tolist() == [0.8, 0.81, 0.82] and ok["verified"].all()
+    assert df.loc[df.status == "error", "result.accuracy"].isna().all()
+    assert json.loads(ok["config.train.defenses"].iloc[0])[0]["name"] == "noise"  # lists as JSON text
+    assert st_.to_frame(kind="nosuch").shape[0] == 0
+
+
+def test_to_frame_without_pandas_says_how_to_get_it(tmp_path, monkeypatch):
+    import builtins
+    real = builtins.__import__
+
+    def no_pandas(name, *a, **kw):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("No module named 'pandas'")
+        return real(name, *a, **kw)
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    with pytest.raises(ImportError, match=r"inversion-limits\[analysis\]"):
+        RecordStore(tmp_path).to_frame()
