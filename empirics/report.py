@@ -106,7 +106,8 @@ def section_text(section: Section) -> str:
     str
     """
     status = ("pass" if section.passed else "FAIL") if section.checks else "no checks"
-    parts = [f"== {section.title} ({status}, "
+    parts = [section.lead] if section.lead else []
+    parts += [f"== {section.title} ({status}, "
              f"{sum(c.passed for c in section.checks)}/{len(section.checks)} checks, "
              f"{section.seconds:.1f} s) =="]
     if section.headline:
@@ -205,7 +206,9 @@ def write_report(out: str | Path, title: str, sections: Iterable[Section], secon
                 f"{len(sections)} section(s), {seconds:.1f} s.")
     else:
         head = f"**No pass/fail checks in this run** ({len(sections)} section(s), {seconds:.1f} s); see the tables."
-    lines = [f"# {title}", "", head, ""]
+    lines = [f"# {title}", ""]
+    lines += [x for s in sections if s.lead for x in (s.lead, "")]
+    lines += [head, ""]
     for s in sections:
         if s.headline:
             lines += [f"**{s.title}:** {s.headline}", ""]

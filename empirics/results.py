@@ -60,6 +60,7 @@ class Section:
     seconds: float = 0.0
     records: list = field(default_factory=list)  # empirics.records.Record objects this section summarises
     headline: str = ""  # a verdict printed first (terminal and report.md)
+    lead: str = ""  # one line before everything else: stdout's first line, report.md's first under its title
 
     @property
     def passed(self) -> bool:
@@ -99,6 +100,7 @@ class Section:
                 "figures": self.figures,
                 "seconds": self.seconds,
                 "headline": self.headline,
+                **({"lead": self.lead} if self.lead else {}),
                 "records": [r.key for r in self.records],
                 **self.data,
             }

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from ..device import resolve_device
+from ..progress import as_progress
 from .base import Attack, _model_device, check_aux, check_model
 
 __all__ = ["OptimizationAttack", "total_variation"]
@@ -87,6 +88,7 @@ class OptimizationAttack(Attack):
         if self.init == "half":
             self.start = torch.full(shape, 0.5, device=dev)
         self.out_shape = tuple(shape)
+        self.progress = progress
         with torch.no_grad():
             was = model.training
             model.eval()
@@ -110,7 +112,8 @@ class OptimizationAttack(Attack):
                 u = start.requires_grad_(True)
             opt = torch.optim.Adam([u], lr=self.lr)
             with torch.enable_grad():
-                for _ in range(self.steps):
+                for _ in as_progress(getattr(self, "progress", False)).bar(range(self.steps), desc="optimization attack",
+                                                                          unit="step"):
                     s = torch.sigmoid(u) if self.unit_range else u
                     r = (model.encode(s) - z).reshape(len(z), -1).abs().pow(self.p).sum(1)
                     loss = (r + self.tv * total_variation(s)).sum()

@@ -16,6 +16,7 @@ from ..defenses import make_defense
 from ..device import resolve_device
 from ..metrics import psnr, ssim
 from ..models import SplitModel
+from ..progress import as_progress
 from ..seeding import stream_seed, torch_generator
 from .check_encoder import DeployedEncoder, EncoderError
 from .check_verdict import AttackRun
@@ -212,7 +213,11 @@ def run_attacks(model, split, cfg, ctx: RunContext, obs, dev, warnings: list) ->
     """
     runs = []
     x = split.test.x
+    prog = as_progress(ctx.progress)
     for spec in cfg.attacks:
+        p = dict(spec.params)
+        size = f"{p['epochs']} epochs" if "epochs" in p else (f"{p['steps']} steps" if "steps" in p else "")
+        prog.step(f"attack {spec.name}" + (f" ({size})" if size else "") + " ...")
         try:
             att = spec.build()
             att.fit(model, split.train, seed=cfg.seed, device=dev, progress=ctx.progress)

@@ -115,9 +115,17 @@ def train_model(cfg: TrainConfig, ctx: RunContext) -> TrainedModel:
     -------
     TrainedModel
         The model, its split, accuracy, chance, test size, history and ``failed`` (the reason, or "").
+
+    Raises
+    ------
+    empirics.memory.MemoryRefused
+        A ``ValueError``: the model's estimated training memory (from its shapes, before it is built)
+        is above the available memory.
     """
+    from ..footprint import guard_training  # deferred: torch
     from ..training import evaluate, train  # deferred: torch
     split = load_split(cfg, ctx)
+    guard_training(cfg, split)  # the model's shapes on the meta device: refused before anything large exists
     model = build_model(cfg, split)
     checkpoint = ctx.checkpoint
     if checkpoint is None and ctx.checkpoint_dir is not None:  # named by the key of its `train` run
@@ -178,6 +186,8 @@ def attack_model(model, split, spec: AttackSpec, *, seed: int, ctx: RunContext, 
     dict
         ``{"test": {mse, mse_stderr, psnr?, ssim?, n}[, "train": {...}]}``.
     """
+    from ..footprint import guard_attacks  # deferred: torch
+    guard_attacks(model, split, [spec.name])
     att = spec.build()
     att.fit(model, split.train, seed=seed, device=ctx.device, progress=ctx.progress)
     out = {"test": att.evaluate(model, split.test, seed=seed)}

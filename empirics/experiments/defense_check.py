@@ -40,9 +40,12 @@ from torch import nn
 import theory
 
 from theory._io import write_json_atomic
+from theory._validate import expect_int
 
 from ..checks import chance_level
 from ..data import DataSplit, synthetic_mixture
+from ..memory import fmt_bytes
+from ..progress import as_progress
 from ..kinds.check_defense import (ALPHA, CHECK_ATTACKS, N_MC, PRIOR_DATASET, PRIOR_N_TEST, PRIOR_N_TRAIN,
                                    SPLIT_DATASET, CheckDefenseConfig, CheckDefenseResult, check_mc_settings, check_sigma,
                                    file_hash)
@@ -54,15 +57,20 @@ from ..usercode import load_factory
 from .check_analysis import analyse
 from .check_deploy import deploy, noise_warnings, observe, run_attacks
 from .check_encoder import build_encoder, load_weights, module_hash, spec_hash, validate_output
+from .check_memory import VALIDATION_INPUTS, guard_check_defense, probe_encoder, route_is_certified
 from .check_verdict import comparisons, tightest_floors, verdict
 from .common import RunContext
 from .runner import device_name
 
-__all__ = ["check_defense", "check_defense_record", "check_defense_config", "run_check", "prepare_subject", "Subject"]
+__all__ = ["check_defense", "check_defense_record", "check_defense_config", "run_check", "prepare_subject", "Subject",
+           "MIN_SAMPLES"]
 
-#: inputs the encoder's output is validated on; two passes over them measure internal noise (256
-#: inputs × the features give a relative s.e. of the noise s.d. of at most ~4 %)
-VALIDATION_INPUTS = 256
+#: the fewest inputs ``max_samples`` may leave (the mixture fit needs 2·k_per_class per class)
+MIN_SAMPLES = 20
+
+#: VALIDATION_INPUTS (check_memory): inputs the encoder's output is validated on; two passes over
+#: them measure internal noise (256 inputs × the features give a relative s.e. of the noise s.d. of
+#: at most ~4 %)
 
 
 @dataclass
@@ -102,9 +110,22 @@ def _load_data(dataset, seed: int, n_train: int, n_test: int):
     return split, split.meta.get("gmm"), spec(dataset).name, None
 
 
+def _first(split, max_samples: int | None):
+    """The first ``max_samples`` training and held-out inputs of ``split`` (all of them for None)."""
+    if max_samples is None or (len(split.train) <= max_samples and len(split.test) <= max_samples):
+        return split
+    return DataSplit(split.train.subset(range(min(max_samples, len(split.train)))),
+                     split.test.subset(range(min(max_samples, len(split.test)))), split.num_classes, split.name,
+                     dict(split.meta))
+
+
 def prepare_subject(encoder, *, dataset, weights=None, seed: int = 0, n_train: int = PRIOR_N_TRAIN,
-                    n_test: int = PRIOR_N_TEST) -> Subject:
+                    n_test: int = PRIOR_N_TEST, max_samples: int | None = None, guard=None) -> Subject:
     """Build (or take) the encoder, validate it, load ``weights``; load the data.
+
+    Before the encoder's output is validated (a forward pass over 256 inputs), ``guard(probe, encoder,
+    split, prior)`` is called with the shapes of one forward pass on one input
+    (:func:`.check_memory.probe_encoder`): the memory guard refuses there, before anything large exists.
 
     Parameters
     ----------
@@ -118,12 +139,17 @@ def prepare_subject(encoder, *, dataset, weights=None, seed: int = 0, n_train: i
         The run's master seed.
     n_train, n_test : int
         Samples drawn from a Gaussian-mixture ``dataset``.
+    max_samples : int, optional
+        Use only the first ``max_samples`` training and held-out inputs.
+    guard : callable, optional
+        ``guard(probe, encoder, split, prior)``, called before the validation (see above).
 
     Returns
     -------
     Subject
     """
     split, prior, ds_name, ds_hash = _load_data(dataset, seed, n_train, n_test)
+    split = _first(split, max_samples)
     if isinstance(encoder, str):
         obj, label, h = load_factory(encoder), encoder, spec_hash(encoder)
     else:
@@ -132,6 +158,13 @@ def prepare_subject(encoder, *, dataset, weights=None, seed: int = 0, n_train: i
                  else f"<factory {getattr(encoder, '__qualname__', type(encoder).__name__)}>")
     enc = build_encoder(obj, seed=seed)
     x0 = split.train.x[:VALIDATION_INPUTS]
+    if guard is not None:
+        try:
+            probe = probe_encoder(enc, x0[:1])
+        except Exception:  # the user's forward pass: validate_output says what is wrong, in one line
+            probe = None
+        if probe is not None and probe["k"] > 0:
+            guard(probe, enc, split, prior)
     validate_output(enc, x0, seed=seed)  # also materialises lazy layers
     if h is None:
         h = module_hash(enc, factory=None if isinstance(obj, nn.Module) else obj)
@@ -168,7 +201,7 @@ def _attack_specs(attacks, attack_epochs: int, opt_steps: int) -> tuple:
 
 def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_encoder=None, head=True, epochs=15,
                          attacks=(), fisher_samples=256, k_per_class=3, n_mc=N_MC, alpha=ALPHA, n_train=PRIOR_N_TRAIN,
-                         n_test=PRIOR_N_TEST, seed=0) -> CheckDefenseConfig:
+                         n_test=PRIOR_N_TEST, max_samples=None, seed=0) -> CheckDefenseConfig:
     """The configuration (identity) of checking ``subject`` with these settings.
 
     Parameters
@@ -191,6 +224,8 @@ def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_en
         Family-wise level of the confidence floors.
     n_train, n_test : int
         Samples of a Gaussian-mixture prior.
+    max_samples : int, optional
+        Only the first ``max_samples`` training and held-out inputs were used.
     seed : int
         Master seed.
 
@@ -209,7 +244,7 @@ def check_defense_config(subject: Subject, *, noise, encoder_noise=0.0, train_en
         weights_hash=subject.weights_hash, dataset=subject.dataset, dataset_hash=subject.dataset_hash, noise=noise,
         encoder_noise=encoder_noise, train_encoder=train_encoder, head=bool(head), epochs=epochs, attacks=attacks,
         fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, alpha=alpha, n_train=n_train,
-        n_test=n_test, seed=seed)
+        n_test=n_test, max_samples=max_samples, seed=seed)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -231,12 +266,19 @@ def run_check(subject: Subject, cfg: CheckDefenseConfig, ctx: RunContext) -> Che
     CheckDefenseResult
     """
     warnings: list[str] = []
+    prog = as_progress(ctx.progress)
     flags = [p.requires_grad for p in subject.encoder.parameters()]
     try:
         enc_noise = noise_warnings(subject, cfg, warnings)
+        if cfg.train_encoder or cfg.head:
+            prog.step(f"training {'encoder + head' if cfg.train_encoder else 'the head (encoder as given)'} under "
+                      f"noise σ = {cfg.noise:g} ({cfg.epochs} epochs, {len(subject.split.train):,} inputs) ...")
         model, acc, dev = deploy(subject, cfg, ctx, warnings)
+        if acc is not None:
+            prog.step(f"held-out accuracy {acc:.3f} (chance {chance_level(subject.split.test.y.numpy()):.3f})")
         obs = observe(model, subject.split.test.x, seed=cfg.seed, dev=dev)
         runs = run_attacks(model, subject.split, cfg, ctx, obs, dev, warnings)
+        prog.step(f"bounds: {cfg.n_mc:,} Monte-Carlo draws, the mixture and Fisher information ...")
         an = analyse(model, subject, cfg, obs, dev, enc_noise)
     finally:  # a module the user passed keeps its own requires_grad flags
         for p, f in zip(subject.encoder.parameters(), flags):
@@ -259,7 +301,8 @@ def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encod
                          attack_epochs: int = 20, attacks: Sequence = ("decoder", "optimization"), seed: int = 0,
                          device="auto", k_per_class: int = 3, progress: bool = False, opt_steps: int = 200,
                          fisher_samples: int = 256, n_mc: int = N_MC, alpha: float = ALPHA,
-                         n_train: int = PRIOR_N_TRAIN, n_test: int = PRIOR_N_TEST, reuse: bool = True) -> Record:
+                         n_train: int = PRIOR_N_TRAIN, n_test: int = PRIOR_N_TEST, max_samples: int | None = None,
+                         reuse: bool = True) -> Record:
     """:func:`check_defense` returning the stored :class:`empirics.records.Record` (the CLI's entry point).
 
     With ``out``, the record goes to ``out/records/<key>.json`` and an ``ok`` record of the same
@@ -268,7 +311,8 @@ def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encod
     Parameters
     ----------
     encoder, dataset, noise, encoder_noise, weights, train_encoder, head, out, epochs, attack_epochs,
-    attacks, seed, device, k_per_class, progress, opt_steps, fisher_samples, n_mc, alpha, n_train, n_test, reuse
+    attacks, seed, device, k_per_class, progress, opt_steps, fisher_samples, n_mc, alpha, n_train, n_test,
+    max_samples, reuse
         As for :func:`check_defense`.
 
     Returns
@@ -279,17 +323,37 @@ def check_defense_record(encoder, *, dataset="digits", noise: float = 0.1, encod
     check_sigma(noise, "noise", positive=True)
     check_sigma(encoder_noise, "encoder_noise", positive=False)
     check_mc_settings(n_mc, alpha)  # before any work: the level in (0, 1), enough draws for it
-    subject = prepare_subject(encoder, dataset=dataset, weights=weights, seed=seed, n_train=n_train, n_test=n_test)
+    if max_samples is not None:
+        expect_int(max_samples, "max_samples", minimum=MIN_SAMPLES)
+    specs = _attack_specs(attacks, attack_epochs, opt_steps)
+    prog = as_progress(progress)
+    trains = train_encoder if train_encoder is not None else (weights is None and not isinstance(encoder, nn.Module))
+
+    def guard(probe, enc, split, prior):
+        plan = guard_check_defense(
+            probe, d=int(np.prod(split.input_shape)), n_train=len(split.train), n_test=len(split.test),
+            num_classes=split.num_classes, k_per_class=k_per_class, n_mc=n_mc,
+            train_encoder=bool(trains) and probe["trainable"] > 0, attacks=[a.name for a in specs],
+            certified=route_is_certified(enc, prior), prior_components=len(prior.weights) if prior is not None else None)
+        seen.update(probe, peak=plan.peak())
+
+    seen: dict = {}
+    subject = prepare_subject(encoder, dataset=dataset, weights=weights, seed=seed, n_train=n_train, n_test=n_test,
+                              max_samples=max_samples, guard=guard)
+    if seen:  # after every check of the input: a refusal stays one line
+        prog.step(f"encoder: {seen['k']:,} outputs per input, {seen['params']:,} parameters; estimated peak memory "
+                  f"{fmt_bytes(seen['peak'])}")
     cfg = check_defense_config(subject, noise=noise, encoder_noise=encoder_noise, train_encoder=train_encoder,
-                               head=head, epochs=epochs, attacks=_attack_specs(attacks, attack_epochs, opt_steps),
-                               fisher_samples=fisher_samples, k_per_class=k_per_class, n_mc=n_mc, alpha=alpha,
-                               n_train=n_train, n_test=n_test, seed=seed)
+                               head=head, epochs=epochs, attacks=specs, fisher_samples=fisher_samples,
+                               k_per_class=k_per_class, n_mc=n_mc, alpha=alpha, n_train=n_train, n_test=n_test,
+                               max_samples=max_samples, seed=seed)
     store = RecordStore(Path(out) / "records") if out is not None else None
     if store is not None and reuse:
         rec = store.get(cfg)
         if rec is not None and rec.status == "ok":
+            prog.step(f"reusing record {rec.key} (this configuration was checked before)")
             return rec
-    ctx = RunContext(device=device, progress=progress)
+    ctx = RunContext(device=device, progress=prog)
     t0 = time.perf_counter()
     res = run_check(subject, cfg, ctx)
     rec = make_record(cfg, "ok", result=res, seconds=time.perf_counter() - t0, device=device_name(device))
@@ -304,8 +368,8 @@ def check_defense(encoder: "str | Callable[[], nn.Module] | nn.Module", *,
                   head: bool = True, epochs: int = 15, attack_epochs: int = 20,
                   attacks: Sequence[str] = ("decoder", "optimization"), opt_steps: int = 200,
                   fisher_samples: int = 256, k_per_class: int = 3, n_mc: int = N_MC, alpha: float = ALPHA,
-                  n_train: int = PRIOR_N_TRAIN, n_test: int = PRIOR_N_TEST, seed: int = 0, device: str = "auto",
-                  progress: bool = False,
+                  n_train: int = PRIOR_N_TRAIN, n_test: int = PRIOR_N_TEST, max_samples: int | None = None,
+                  seed: int = 0, device: str = "auto", progress: bool = False,
                   out: "str | Path | None" = None, reuse: bool = True) -> CheckDefenseResult:
     """Check a user's encoder, as deployed, against every bound; a tested verdict.
 
@@ -351,17 +415,27 @@ def check_defense(encoder: "str | Callable[[], nn.Module] | nn.Module", *,
         Family-wise level of the confidence floors: each holds with probability ≥ 1 − alpha.
     n_train, n_test : int
         Samples drawn from a Gaussian-mixture ``dataset`` (ignored otherwise).
+    max_samples : int, optional
+        Use only the first ``max_samples`` training and held-out inputs (less memory: everything
+        held per input shrinks; part of the configuration). Default: all.
     seed : int
         Master seed (training, attacks, noise draws).
     device : str
         ``auto`` (CUDA when present), ``cpu``, ``cuda:N``.
-    progress : bool
-        Progress bars.
+    progress : bool or empirics.progress.Progress
+        Progress bars and one line per step on stderr.
     out : path, optional
         Record in ``out/records`` (reused by an identical configuration) and the result as
         ``out/check_defense.json``.
     reuse : bool
         Reuse an identical configuration's record in ``out`` (False: run again).
+
+    Raises
+    ------
+    ValueError
+        Bad input (one line each), including :class:`empirics.memory.MemoryRefused` when the check's
+        estimated peak memory (from the encoder's output size and the settings) is above the available
+        memory — before anything large is allocated.
 
     Returns
     -------
@@ -379,7 +453,7 @@ def check_defense(encoder: "str | Callable[[], nn.Module] | nn.Module", *,
                                attack_epochs=attack_epochs, attacks=attacks, seed=seed, device=device,
                                k_per_class=k_per_class, progress=progress, opt_steps=opt_steps,
                                fisher_samples=fisher_samples, n_mc=n_mc, alpha=alpha, n_train=n_train, n_test=n_test,
-                               reuse=reuse)
+                               max_samples=max_samples, reuse=reuse)
     if out is not None:
         write_json_atomic(Path(out) / "check_defense.json",
                           {**rec.result, "key": rec.key, "config": rec.config, "seconds": rec.seconds})

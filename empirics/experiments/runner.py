@@ -9,13 +9,12 @@ so a cell means the same thing everywhere.
 
 from __future__ import annotations
 
-import sys
 import time
 import traceback
 
-from tqdm.auto import tqdm
 
 from ..records import Config, Outcome, Record, get_kind
+from ..progress import as_progress
 from ..store import RecordStore, make_record
 from .common import RunContext
 
@@ -122,13 +121,17 @@ def execute_all(configs, store: RecordStore | None, ctx: RunContext | None = Non
         One per configuration, in order.
     """
     ctx = ctx or RunContext()
+    prog = as_progress(ctx.progress)
     if store is not None:
         store.scan()  # validate every stored entry first: invalid ones anywhere are quarantined, named
+    configs = list(configs)
     cache: dict[str, Record] = {}
     out = []
-    for cfg in tqdm(list(configs), desc=desc, disable=not ctx.progress, leave=False, file=sys.stderr):
+    for i, cfg in enumerate(prog.bar(configs, desc=desc, unit="run"), 1):
         k = cfg.key()
         if k not in cache:
+            if store is None or not store.done(cfg):  # one line per run that computes (reused ones are silent)
+                prog.step(f"{desc} [{i}/{len(configs)}]: {cfg.label()} ...")
             cache[k] = execute(cfg, store, ctx, on_error=on_error)
         out.append(cache[k])
     return out

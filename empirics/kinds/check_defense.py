@@ -26,7 +26,7 @@ from ..results import Section
 from ..specs import AttackSpec
 
 __all__ = ["CheckDefenseConfig", "CheckDefenseResult", "file_hash", "min_mc_draws", "check_mc_settings",
-           "check_section", "guarantee_label", "CHECK_ATTACKS", "PRIOR_DATASET", "SPLIT_DATASET", "ALPHA", "KIND"]
+           "check_section", "accuracy_line", "guarantee_label", "CHECK_ATTACKS", "PRIOR_DATASET", "SPLIT_DATASET", "ALPHA", "KIND"]
 
 #: attacks check-defense runs by name (they reconstruct from the deployed features); the exact
 #: Bayes attack ``bayes`` is added by itself whenever the channel's posterior is known
@@ -165,7 +165,9 @@ class CheckDefenseConfig(Config):
     instance, or one without trainable parameters); ``head`` False: no head, no accuracy.
     ``n_train`` / ``n_test`` apply to a user's Gaussian-mixture prior only.  ``alpha`` is the
     family-wise level of the confidence floors (they hold with probability ≥ 1 − alpha);
-    ``n_mc`` ≥ :func:`min_mc_draws` (alpha).
+    ``n_mc`` ≥ :func:`min_mc_draws` (alpha).  ``max_samples``: only the first that many training and
+    held-out inputs are used (absent from the configuration's dict when None, so keys written before
+    it existed are unchanged).
     """
 
     kind: ClassVar[str] = "check-defense"
@@ -188,6 +190,13 @@ class CheckDefenseConfig(Config):
     n_train: int = PRIOR_N_TRAIN
     n_test: int = PRIOR_N_TEST
     seed: int = 0
+    max_samples: Optional[int] = None  # only the first N training and held-out inputs (None: all)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if d.get("max_samples") is None:  # added later: configurations without it keep their keys
+            d.pop("max_samples", None)
+        return d
 
     def __post_init__(self):
         if self.dataset not in (PRIOR_DATASET, SPLIT_DATASET):
@@ -203,6 +212,8 @@ class CheckDefenseConfig(Config):
             expect_int(getattr(self, n), n)
         check_mc_settings(self.n_mc, self.alpha)
         expect_int(self.seed, "seed", minimum=0)
+        if self.max_samples is not None:
+            expect_int(self.max_samples, "max_samples")
         specs = tuple(AttackSpec.parse(a) for a in self.attacks)
         bad = [a.name for a in specs if a.name not in CHECK_ATTACKS]
         if bad:
@@ -272,6 +283,35 @@ def guarantee_label(b: dict) -> str:
     return {"deterministic": "deterministic", "none": "estimate"}.get(g) or f"confidence {b.get('confidence'):g}"
 
 
+def accuracy_line(res: dict) -> str:
+    """The model's held-out accuracy beside chance, in one line (what check-defense prints first).
+
+    Parameters
+    ----------
+    res : dict
+        A check-defense result.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> accuracy_line({"accuracy": 0.9644, "chance": 0.1022, "n_test": 450, "head_trained": True,
+    ...                "encoder_trained": True, "warnings": []})
+    'Accuracy 0.964 ± 0.009 on 450 held-out inputs (chance 0.102): encoder + head trained under the noise.'
+    """
+    if res.get("accuracy") is None:
+        return (f"Accuracy: not measured (no head trained); chance is {res['chance']:.3f} — privacy figures of an "
+                f"encoder whose usefulness is unknown.")
+    a, n = float(res["accuracy"]), int(res["n_test"])
+    se = math.sqrt(max(a * (1 - a), 0.0) / n) if n > 0 else float("nan")
+    who = "encoder + head trained" if res.get("encoder_trained") else "head trained on the encoder as given"
+    near = any(w.startswith(("near chance", "weak model")) for w in res.get("warnings", []))
+    return (f"Accuracy {a:.3f} ± {se:.3f} on {n} held-out inputs (chance {res['chance']:.3f}): {who} under the noise."
+            + (" Near chance or weak — see the warnings." if near else ""))
+
+
 def check_section(rec, title: str) -> Section:
     """The check-defense section of a record: the verdict, one check per comparison with a guaranteed
     floor, the attacks, bounds, comparisons and warnings.
@@ -292,7 +332,7 @@ def check_section(rec, title: str) -> Section:
                   description="Every attack against every finite bound, each a one-sided test (family-wise α = "
                               "0.1 % over all comparisons); only guaranteed floors (deterministic, or at a stated "
                               "confidence) are pass/fail checks.",
-                  headline=res["verdict"], records=[rec])
+                  headline=res["verdict"], records=[rec], lead=accuracy_line(res))
     for r in res["comparisons"]:
         if r["guarantee"] != "none":
             cmp = Comparison(*(float(r[k]) for k in ("value", "bound_value", "difference", "stderr", "z", "z_crit",

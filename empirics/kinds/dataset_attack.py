@@ -68,7 +68,7 @@ def _truncation(model, split, cfg, ctx):
     for m in (1, 3, 10):
         for label, tm in (("truncation-trained", m), ("untruncated", None)):
             att = TruncationAttack(m, train_m=tm, epochs=cfg.truncation_epochs, hidden=256, depth=2)
-            att.fit(model, split.train, seed=cfg.train.seed, device=ctx.device, progress=False)
+            att.fit(model, split.train, seed=cfg.train.seed, device=ctx.device, progress=ctx.progress)
             res = att.evaluate(model, split.test, seed=cfg.train.seed)
             xo, xr = att.last_reconstruction
             per[(m, label)] = ((xo - xr) ** 2).reshape(len(xo), -1).mean(1).double()

@@ -148,7 +148,7 @@ def run_cell(cfg: SyntheticConfig, ctx: RunContext) -> Outcome:
     hx = mixture_entropy_lower_limit(gmm, cfg.mc, numpy_rng(cfg.seed, "mc", 0), alpha=cfg.alpha)
     model = linear_split_model(cfg.d, cfg.k_feat, split.num_classes, cfg.seed, cfg.sigma)
     train(model, split.train, epochs=cfg.epochs, batch_size=64, lr=cfg.lr, seed=cfg.seed, device=ctx.device,
-          progress=False)
+          progress=ctx.progress)
     acc = float(evaluate(model, split.test, seed=cfg.seed)["accuracy"])
     model.eval()
     dev = next(model.parameters()).device
@@ -183,7 +183,7 @@ def run_cell(cfg: SyntheticConfig, ctx: RunContext) -> Outcome:
     for spec in (AttackSpec.parse("decoder", epochs=cfg.attack_epochs),
                  AttackSpec.parse("optimization", steps=cfg.opt_steps)):
         att = spec.build()
-        att.fit(model, split.train, seed=cfg.seed, device=ctx.device, progress=False)
+        att.fit(model, split.train, seed=cfg.seed, device=ctx.device, progress=ctx.progress)
         err = ((att.reconstruct(z.float()).cpu().double() - x_test.double()) ** 2).mean(1).numpy()
         diff = err - bayes_err
         attacks[spec.name] = {"mse": float(err.mean()), "mse_stderr": float(err.std(ddof=1) / math.sqrt(n)),

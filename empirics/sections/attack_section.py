@@ -110,7 +110,7 @@ def _optimality(args) -> tuple[Section, list[dict]]:
     results = run_optimality(
         sigmas_linear=(0.2, 0.5, 1.0), sigmas_nonlinear=tuple(nonlinear), attacks=tuple(names), n_aux=sizes["n_aux"],
         n_test=sizes["n_test"], epochs=sizes["epochs"], opt_steps=sizes["opt_steps"], seed=args.seed,
-        device=args.device, progress=not getattr(args, "verify", False), resume=resume, on_record=on_record)
+        device=args.device, progress=getattr(args, "progress", False), resume=resume, on_record=on_record)
     sec.records = [store.get(cells[(r.attack, r.setting)]) for r in results]
     optimality_checks(sec, results)
     rows = optimality_table(results)
@@ -163,7 +163,7 @@ def _dataset_config(args, quick):
 def _dataset(args) -> tuple[Section, dict]:
     quick = bool(getattr(args, "quick", False))
     cfg = _dataset_config(args, quick)
-    rec = execute(cfg, RecordStore(Path(args.out) / "records"), RunContext(device=args.device, progress=True))
+    rec = execute(cfg, RecordStore(Path(args.out) / "records"), RunContext(device=args.device, progress=getattr(args, "progress", False)))
     name, res = args.dataset, rec.result
     sec = Section("attack", f"Inversion attacks on {name} (noise σ = {args.noise:g})", records=[rec])
     if rec.status != "ok":

@@ -33,6 +33,7 @@ from __future__ import annotations
 import statistics
 import time
 
+from ..progress import as_progress
 from ..results import Section
 from ..seeding import torch_generator
 
@@ -153,7 +154,9 @@ def run(args):
     zfeat, yfeat = _synthetic_features(n_feat, 512, 10, gen, dev)
     rows = []
     base_noise = None
+    prog = as_progress(getattr(args, "progress", False))
     for name in names:
+        prog.step(f"timing a training step of VGG11-BN with {name}, with and without CEM ({steps} steps each) ...")
         runs = {}
         for with_cem in (False, True):
             model = make_model("vgg11_bn", num_classes=10, seed=args.seed).to(dev)
@@ -194,6 +197,7 @@ def run(args):
         "is in the next table.")
 
     # -- 2. CEM extras per step and per-epoch estimate: ours (full, diag) vs naive --------------
+    prog.step(f"CEM's per-step extras ({cem_steps} steps) and per-epoch estimate ({n_feat:,} features), ours vs naive ...")
     # The base step is re-timed here, interleaved with the CEM extras, so that the ratio compares
     # times taken under the same machine load.
     model = make_model("vgg11_bn", num_classes=10, seed=args.seed).to(dev)

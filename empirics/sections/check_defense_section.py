@@ -66,6 +66,9 @@ def add_arguments(p):
     p.add_argument("--n-mc", type=int, default=None,
                    help=f"Monte-Carlo draws (H(x), Fisher information, departure); at least {min_mc_draws(ALPHA)} at the "
                         f"default --alpha (default: {N_MC}; {QUICK['n_mc']} with --quick)")
+    p.add_argument("--max-samples", type=int, default=None, metavar="N",
+                   help="use only the first N training and held-out inputs (less memory: everything held per input "
+                        "shrinks) (default: all)")
     p.add_argument("--alpha", type=float, default=ALPHA,
                    help="family-wise level of the confidence floors, in (0, 1): each holds with probability >= 1 - alpha")
 
@@ -113,7 +116,8 @@ def run(args):
     check_mc_settings(kw["n_mc"], kw["alpha"])  # one line, exit 2, before the encoder is imported
     rec = check_defense_record(args.encoder, dataset=args.dataset, noise=args.noise, encoder_noise=args.encoder_noise,
                                weights=args.weights, head=not args.no_head, out=args.out, seed=args.seed,
-                               device=args.device, **kw)
+                               device=args.device, max_samples=args.max_samples,
+                               progress=getattr(args, "progress", False), **kw)
     sec = check_section(rec, f"check-defense: {args.encoder} on {args.dataset}, σ = {args.noise}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     sec.figures.append(_plot(rec.result, Path(args.out) / "check_defense.png"))

@@ -150,7 +150,7 @@ def _verify(args):
     _objective_checks(sec, args.seed)
     quick = bool(args.quick)
     store = RecordStore(Path(args.out) / "records")
-    ctx = RunContext(device=args.device, progress=False)
+    ctx = RunContext(device=args.device, progress=getattr(args, "progress", False))
     cells = synthetic_cells(sigmas=(0.3,) if quick else (0.1, 0.5), seeds=(args.seed,), d=6, k_feat=3,
                             n_train=800 if quick else 1500, n_test=300, epochs=4 if quick else 8,
                             attack_epochs=6 if quick else 15, opt_steps=300, mc=5000)
@@ -165,7 +165,7 @@ def _verify(args):
     lams = (0.0, 0.002) if quick else (0.0, 0.005, 0.01)
     cells = entropy_vs_mse_cells(dataset="digits", sigmas=(0.1,), lams=lams, seeds=(args.seed,),
                                  epochs=4 if quick else 10, attack_epochs=4 if quick else 10)
-    recs = execute_all(cells, store, RunContext(device=args.device, progress=True), desc="cem on digits")
+    recs = execute_all(cells, store, RunContext(device=args.device, progress=getattr(args, "progress", False)), desc="cem on digits")
     sec.records += recs
     rows = sorted(summarise_entropy_vs_mse(recs)["records"], key=lambda r: r["lam"])
     failed = [r for r in recs if r.status != "ok"]
@@ -200,7 +200,7 @@ def _entropy_vs_mse(args, quick):
     seeds = list(range(args.seed, args.seed + (args.seeds or 1)))
     cells = entropy_vs_mse_cells(dataset=args.dataset, sigmas=sigmas, lams=_floats(args.lams, "lams"), seeds=seeds,
                                  epochs=_size(args, "epochs", 4, 15), attack_epochs=_size(args, "attack_epochs", 4, 15))
-    recs = execute_all(cells, RecordStore(out / "records"), RunContext(device=args.device, progress=True),
+    recs = execute_all(cells, RecordStore(out / "records"), RunContext(device=args.device, progress=getattr(args, "progress", False)),
                        desc="entropy_vs_mse")
     return entropy_section(recs, key="entropy-vs-mse",
                            title=f"Fig. 3 analogue on {args.dataset}: decoder MSE vs H(x|z) (Thm 2, relative)",
@@ -215,7 +215,7 @@ def _synthetic(args, quick):
     if quick:
         kw.update(mc=5000, n_train=800)
     recs = execute_all(synthetic_cells(sigmas=sigmas, seeds=(args.seed,), **kw), RecordStore(out / "records"),
-                       RunContext(device=args.device, progress=True), desc="synthetic")
+                       RunContext(device=args.device, progress=getattr(args, "progress", False)), desc="synthetic")
     sec = Section("synthetic", "Known mixture, linear encoder: guaranteed floors vs exact MMSE and attacks",
                   records=recs)
     synthetic_checks(sec, recs)
@@ -231,7 +231,7 @@ def _defense_table(args, quick):
     cells = defense_table_cells(dataset=args.dataset, baselines=baselines, seeds=seeds, lam=args.lam,
                                 epochs=_size(args, "epochs", 8, 15), attack_epochs=_size(args, "attack_epochs", 3, 15),
                                 attacks=attacks)
-    recs = execute_all(cells, RecordStore(out / "records"), RunContext(device=args.device, progress=True),
+    recs = execute_all(cells, RecordStore(out / "records"), RunContext(device=args.device, progress=getattr(args, "progress", False)),
                        desc="defense_table")
     return defense_table_section(recs, key="defense-table", names=baselines, attacks=attacks,
                                  title=f"Table 1 analogue on {args.dataset}: each defense with and without CEM "

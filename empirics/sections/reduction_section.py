@@ -43,10 +43,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 import reduction as R
 
+from ..progress import as_progress
 from ..figures import new_figure, save_figure
 from ..results import Section
 from .reduction_phase import run_phase
@@ -301,10 +301,9 @@ def run(args):
                   description=(__doc__ or "").split("\n\n")[0])
     insts = _instances(args)
     rows, details = [], []
-    it = enumerate(insts)
-    if tqdm is not None:
-        it = tqdm(it, total=len(insts), desc="reduction", file=sys.stderr, leave=False)
-    for i, inst in it:
+    prog = as_progress(getattr(args, "progress", False))
+    prog.step(f"{len(insts)} formulas: SAT solver, MaxSAT, network checks, attacks ...")
+    for i, inst in prog.bar(enumerate(insts), total=len(insts), desc="reduction", unit="formula"):
         row, det = _check_instance(i, inst, args)
         rows.append(row)
         details.append((inst, det))

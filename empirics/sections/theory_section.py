@@ -31,6 +31,7 @@ import numpy as np
 
 import theory
 
+from ..progress import as_progress
 from ..figures import new_figure, save_figure
 from ..results import Section
 
@@ -292,9 +293,13 @@ def run(args):
     rng = np.random.default_rng(args.seed)
     sec = Section("theory", "Theory: Thm 1 / Thm 2 against exact and Monte-Carlo truth",
                   description=(__doc__ or "").strip().split("\n\n")[0])
+    prog = as_progress(getattr(args, "progress", False))
+    prog.step("equality case d = 1..64, random linear-Gaussian channels ...")
     _equality(sec, list(range(1, 65)))
     _channels(sec, rng, n_channels)
+    prog.step(f"mixtures in d = {', '.join(map(str, dims))} ({n:,} Monte-Carlo draws each) ...")
     _mixtures(sec, rng, dims, n)
+    prog.step("brute-force posterior means, then the noise sweep ...")
     _brute_force(sec, rng, 500 if quick else 1000, 5000 if quick else 10000)
     noises = np.geomspace(0.02, 5.0, 6 if quick else 10)
     rows = _sweep(rng, max(2000, n // 4), noises)

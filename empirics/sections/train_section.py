@@ -91,7 +91,7 @@ def run(args):
     ckpt = args.checkpoint or Path(args.out) / "checkpoint.pt"
     store = RecordStore(Path(args.out) / "records")
     reused = store.done(cfg) and not args.fresh
-    rec = execute(cfg, store, RunContext(device=args.device, progress=True, data_root=args.data_root,
+    rec = execute(cfg, store, RunContext(device=args.device, progress=getattr(args, "progress", False), data_root=args.data_root,
                                          checkpoint=ckpt, fresh=args.fresh), reuse=not args.fresh)
     res = rec.result
     tc = cfg.train

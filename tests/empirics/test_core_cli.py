@@ -56,7 +56,7 @@ def test_train_resumes_refuses_other_settings_and_bad_checkpoints(tmp_path, caps
     err = capsys.readouterr().err
     assert "sigma: 0.05 → 2.0" in err and "--fresh" in err and len(err.strip().splitlines()) == 1
     assert main(args + ["--epochs", "3", "--lr", "0.5"]) == 2
-    assert "lr: 0.003 → 0.5" in capsys.readouterr().err
+    assert "lr: 0.001 → 0.5" in capsys.readouterr().err
     assert (tmp_path / "checkpoint.pt").read_bytes() == ckpt
     # --fresh trains the new configuration from scratch
     assert main(other + ["--epochs", "2", "--fresh"]) in (0, 1)
