@@ -396,6 +396,72 @@ class DefendedEncoder(nn.Module):
         return "defenses=[" + ", ".join(repr(d) for d in self.defenses) + "]"
 
 
+def _check_optimizer(encoder: nn.Module, optimizer) -> None:
+    """Every trainable parameter of the encoder is in the optimizer (Opacus refuses the same mismatch)."""
+    held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    trainable = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]
+    missing = [n for n, p in trainable if id(p) not in held]
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise ValueError(f"optimizer: holds {len(trainable) - len(missing)} of the encoder's {len(trainable)} trainable "
+                         f"parameter tensors (missing: {shown}); build it from encoder.parameters() (and the head's), "
+                         f"or freeze those with requires_grad_(False)")
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
+def _check_shapes(encoder: nn.Module, head, data, num_classes) -> None:
+    """The encoder takes ``data``'s inputs, the head its features, and the labels fit the head's classes:
+    checked on two inputs, eval mode, no gradients, the random state untouched (modes restored)."""
+    from ._util import iter_batches
+    try:
+        x, y = next(iter(iter_batches(data, 2)))
+    except StopIteration:
+        raise ValueError("data: it holds no (input, label) pair") from None
+    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    p = next(encoder.parameters(), None)
+    dev = p.device if p is not None else torch.device("cpu")
+    modes = [(m, m.training) for m in (encoder, head) if m is not None]
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            for m, _ in modes:
+                m.eval()
+            try:
+                z = encoder(x.to(dev))
+            except Exception as exc:
+                raise ValueError(f"data: the encoder cannot take its inputs of shape {tuple(x.shape[1:])}: "
+                                 f"{_first_line(exc)}") from None
+            if not isinstance(z, torch.Tensor) or z.ndim < 1 or z.shape[0] != x.shape[0]:
+                raise ValueError(f"encoder: returned {type(z).__name__} {tuple(getattr(z, 'shape', ()))} for "
+                                 f"{x.shape[0]} inputs; expected a tensor with one row per input")
+            if head is None:
+                return
+            try:
+                logits = head(z)
+            except Exception as exc:
+                raise ValueError(f"head: cannot take the encoder's features of shape {tuple(z.shape[1:])}: "
+                                 f"{_first_line(exc)}") from None
+    finally:
+        for m, was in modes:
+            m.train(was)
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        raise ValueError(f"head: expected (n, classes) logits, got shape {tuple(getattr(logits, 'shape', ()))}")
+    classes = logits.shape[1]
+    if num_classes is not None and num_classes != classes:
+        raise ValueError(f"num_classes: {num_classes}, but the head outputs {classes} classes")
+    labels = torch.as_tensor(_labels(data))
+    if labels.numel() and not labels.is_floating_point() and int(labels.max()) >= classes:
+        raise ValueError(f"head: outputs {classes} classes, but data has labels up to {int(labels.max())}")
+
+
+def _labels(data):
+    from ._util import data_tensors
+    t = data_tensors(data)
+    return t[1] if t is not None else torch.zeros(0, dtype=torch.long)
+
+
 def defend(*, encoder: nn.Module, defenses=(), optimizer=None, head: nn.Module | None = None, data=None,
            num_classes: int | None = None, device=None, generator: torch.Generator | None = None,
            seed: int = 0) -> DefendedEncoder:
@@ -438,8 +504,14 @@ def defend(*, encoder: nn.Module, defenses=(), optimizer=None, head: nn.Module |
     Raises
     ------
     ValueError
-        An unknown defense name or parameter (naming it and listing the valid ones), an encoder
-        that is not an ``nn.Module``, unreadable ``data``.
+        One line each, before anything is attached: an unknown defense name or parameter (naming it
+        and listing the valid ones); an encoder or head that is not an ``nn.Module``; an optimizer
+        that does not hold every trainable parameter of the encoder (as Opacus refuses it: the
+        defenses' gradients would reach parameters nobody updates — build it from
+        ``encoder.parameters()``, or freeze those with ``requires_grad_(False)``); unreadable
+        ``data``; data the encoder cannot take, features the head cannot take, or labels beyond the
+        head's classes (checked on two inputs of ``data``, in eval mode, without gradients and
+        without touching the random state).
 
     Examples
     --------
@@ -473,6 +545,10 @@ def defend(*, encoder: nn.Module, defenses=(), optimizer=None, head: nn.Module |
         encoder.to(dev)
         if head is not None:
             head.to(dev)
+    if optimizer is not None:
+        _check_optimizer(encoder, optimizer)
+    if data is not None:
+        _check_shapes(encoder, head, data, num_classes)
     if num_classes is not None:
         for d in defs:
             if hasattr(d, "num_classes") and getattr(d, "num_classes") is None:

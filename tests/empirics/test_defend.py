@@ -381,3 +381,56 @@ def test_cuda_follows_the_encoder():
     assert defended.generator.device.type == "cuda"
     assert defended.defenses[2].decoder[0].weight.device.type == "cuda"
     assert torch.isfinite(_weights(defended, head)).all()
+
+
+# ----------------------------------------------------------------------------- inputs checked up front
+
+def _enc_head():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 4)), torch.nn.Linear(4, 3)
+
+
+def test_an_optimizer_without_the_encoders_parameters_is_refused_like_opacus():
+    enc, head = _enc_head()
+    with pytest.raises(ValueError, match=r"optimizer: holds 0 of the encoder's 2 trainable parameter tensors "
+                                         r"\(missing: 1.weight, 1.bias\)"):
+        defend(encoder=enc, defenses=["noise:sigma=0.1"], optimizer=torch.optim.Adam(head.parameters()))
+    part = torch.optim.Adam([enc[1].weight, *head.parameters()])
+    with pytest.raises(ValueError, match=r"holds 1 of .* \(missing: 1.bias\)"):
+        defend(encoder=enc, defenses=["noise:sigma=0.1"], optimizer=part)
+    enc[1].bias.requires_grad_(False)  # frozen parameters need not be there
+    defend(encoder=enc, defenses=["noise:sigma=0.1"], optimizer=part)
+
+
+@pytest.mark.parametrize("case, match", [
+    ("inputs", r"data: the encoder cannot take its inputs of shape \(5,\)"),
+    ("head", r"head: cannot take the encoder's features of shape \(4,\)"),
+    ("labels", r"head: outputs 3 classes, but data has labels up to 7"),
+    ("num_classes", r"num_classes: 5, but the head outputs 3 classes"),
+])
+def test_data_and_head_that_do_not_fit_are_refused_with_one_line(case, match):
+    enc, head = _enc_head()
+    x, y = torch.rand(6, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    kw = {}
+    if case == "inputs":
+        x = torch.rand(6, 5)
+    elif case == "head":
+        head = torch.nn.Linear(7, 3)
+    elif case == "labels":
+        y = torch.tensor([0, 1, 2, 7, 1, 2])
+    else:
+        kw["num_classes"] = 5
+    with pytest.raises(ValueError, match=match) as exc:
+        defend(encoder=enc, head=head, defenses=["noise:sigma=0.1"], data=(x, y), **kw)
+    assert "\n" not in str(exc.value)
+
+
+def test_the_up_front_check_leaves_modes_and_random_state_alone():
+    enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 4), torch.nn.Dropout(0.5))
+    head = torch.nn.Linear(4, 3)
+    enc.train()
+    head.eval()
+    data = (torch.rand(6, 8), torch.zeros(6, dtype=torch.long))
+    state = torch.get_rng_state()
+    defend(encoder=enc, head=head, defenses=["noise:sigma=0.1"], data=data)
+    assert enc.training and not head.training and torch.equal(torch.get_rng_state(), state)

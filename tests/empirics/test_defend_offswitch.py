@@ -13,32 +13,17 @@ import torch.nn.functional as F
 
 from empirics.data import synthetic_mixture
 from empirics.defenses import available_defenses, defend, make_defense
+from empirics.defenses.testing import builtin_cases
 from empirics.models import make_model
 from empirics.seeding import torch_generator
 from empirics.training import train
 
 torch.set_num_threads(1)
 DATA = synthetic_mixture(n_train=96, n_test=16, d=8, k=3, seed=0)
-PUBLIC = (DATA.test.x, DATA.test.y)
 
-# name -> (specs at strength 0, specs switched on); "on" is compared with the same loop minus the
-# defense (for CEM: with its noise defense, since Thm 2 is stated for noisy features)
-CASES = {
-    "noise": (["noise:sigma=0"], ["noise:sigma=0.1"]),
-    "bottleneck": (["bottleneck:drop=0"], ["bottleneck:drop=0.5"]),
-    "dropout": (["dropout:p=0"], ["dropout:p=0.3"]),
-    "nopeek": (["nopeek:alpha=0"], ["nopeek:alpha=0.5"]),
-    "arl": (["arl:alpha=0"], ["arl:alpha=0.5"]),
-    "mixcon": (["mixcon:lam=0"], ["mixcon:lam=1"]),
-    "unicon": (["unicon:lam=0"], ["unicon:lam=1"]),
-    "tl_freeze": ([make_defense("tl_freeze", freeze=0, public_data=PUBLIC, pretrain_epochs=1)],
-                  [make_defense("tl_freeze", freeze=1, public_data=PUBLIC, pretrain_epochs=1)]),
-    "cem": (["cem:lam=0,k_per_class=2"], ["noise:sigma=0.05", "cem:lam=1,k_per_class=2"]),
-}
-
-
-def test_every_registered_defense_has_a_case():
-    assert set(CASES) == set(available_defenses())
+# The per-defense off-switch through the wrapper is the contract of empirics.defenses.testing, checked for
+# every registered defense in test_defenses_contract.py; the case list is its builtin_cases().
+CASES = {c.name: c for c in builtin_cases()}
 
 
 def _nets(seed=0):
@@ -88,29 +73,9 @@ def _plain():
     return PLAIN
 
 
-def _fresh(specs):
-    """Defense objects are stateful: a fresh copy of each object spec per run."""
-    out = []
-    for s in specs:
-        if isinstance(s, str):
-            out.append(s)
-        else:
-            out.append(make_defense(s.name, freeze=s.freeze, public_data=s.public_data,
-                                    pretrain_epochs=s.pretrain_epochs))
-    return out
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_strength_zero_through_the_wrapper_is_bit_identical_and_on_differs(name):
-    off, on = CASES[name]
-    assert all(d.strength == 0 for d in defend(encoder=torch.nn.Identity(), defenses=_fresh(off)).defenses)
-    assert torch.equal(user_loop(_fresh(off)), _plain())
-    base = user_loop(on[:-1]) if name == "cem" else _plain()
-    assert not torch.equal(user_loop(_fresh(on)), base)
-
-
 def test_every_defense_at_strength_zero_together_is_the_plain_loop():
-    off = [s for name in sorted(CASES) for s in _fresh(CASES[name][0])]
+    off = [CASES[name].make(0.0) for name in sorted(CASES)]
+    assert {d.name for d in off} == set(available_defenses())
     assert torch.equal(user_loop(off), _plain())
 
 

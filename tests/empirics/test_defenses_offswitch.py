@@ -6,30 +6,16 @@ import pytest
 import torch
 
 from empirics.data import digits, synthetic_mixture
-from empirics.defenses import available_defenses, make_defense
+from empirics.defenses import make_defense
 from empirics.models import make_model
 from empirics.training import train
 
 DATA = synthetic_mixture(n_train=96, n_test=16, d=8, k=3, seed=0)
 IMG = digits()
 
-# name -> (kwargs at strength 0, kwargs switched on, dataset)
-CASES = {
-    "noise": (dict(sigma=0.0), dict(sigma=0.1)),
-    "bottleneck": (dict(drop=0.0), dict(drop=0.5)),
-    "dropout": (dict(p=0.0), dict(p=0.3)),
-    "nopeek": (dict(alpha=0.0), dict(alpha=0.5)),
-    "arl": (dict(alpha=0.0), dict(alpha=0.5)),
-    "mixcon": (dict(lam=0.0), dict(lam=1.0)),
-    "unicon": (dict(lam=0.0), dict(lam=1.0)),
-    "tl_freeze": (dict(freeze=0, public_data=(DATA.test.x, DATA.test.y), pretrain_epochs=1),
-                  dict(freeze=1, public_data=(DATA.test.x, DATA.test.y), pretrain_epochs=1)),
-    "cem": (dict(lam=0.0, k_per_class=2), dict(lam=1.0, k_per_class=2)),
-}
-
-
-def test_every_registered_defense_has_an_offswitch_case():
-    assert set(CASES) == set(available_defenses())
+# The per-defense off-switch ("strength 0 is bit-identical, on differs") is the contract of
+# empirics.defenses.testing, checked for every registered defense in test_defenses_contract.py (through
+# defend() in a plain loop and through empirics.training.train); what stays here is CEM-specific.
 
 
 def _train(defenses, seed=0):
@@ -37,26 +23,6 @@ def _train(defenses, seed=0):
     train(m, DATA.train, epochs=2, batch_size=32, lr=1e-2, defenses=defenses, seed=seed, device="cpu",
           progress=False)
     return torch.cat([p.detach().flatten() for p in m.parameters()])
-
-
-BASE = None
-
-
-def _base():
-    global BASE
-    if BASE is None:
-        BASE = _train([])
-    return BASE
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_strength_zero_is_bit_identical_and_on_differs(name):
-    off, on = CASES[name]
-    assert make_defense(name, **off).strength == 0
-    assert torch.equal(_train([make_defense(name, **off)]), _base())
-    extra = [make_defense("noise", sigma=0.05)] if name == "cem" else []
-    base_on = _train(extra) if extra else _base()
-    assert not torch.equal(_train(extra + [make_defense(name, **on)]), base_on)
 
 
 @pytest.mark.parametrize("base", ["noise", "nopeek", "arl", "dropout"])
