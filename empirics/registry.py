@@ -65,6 +65,7 @@ class DatasetSpec:
     commands: frozenset = field(default_factory=frozenset)
     needs_root: bool = False
     aliases: tuple = ()
+    input_shape: tuple = ()  # one input, as the encoder receives it: a batch is (N, *input_shape)
 
 
 #: attacks that reconstruct inputs from the deployed features: the ones commands offer by name
@@ -76,20 +77,23 @@ _EMBEDDED_CMDS = _ALL
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("digits", _digits, "digits", "image",
-                "scikit-learn 8×8 handwritten digits, 1797 images, 10 classes", _EMBEDDED_CMDS),
+                "scikit-learn 8×8 handwritten digits, 1797 images, 10 classes", _EMBEDDED_CMDS,
+                input_shape=(1, 8, 8)),
     DatasetSpec("lfw", _lfw, "lfw", "image",
-                "scikit-image `lfw_subset`, 200 grey 25×25 images, face / non-face", _EMBEDDED_CMDS),
+                "scikit-image `lfw_subset`, 200 grey 25×25 images, face / non-face", _EMBEDDED_CMDS,
+                input_shape=(1, 25, 25)),
     DatasetSpec("mnist1d", _mnist1d, "mnist1d", "signal",
-                "MNIST-1D (generated offline), 4000 signals of length 40, 10 classes", _EMBEDDED_CMDS),
+                "MNIST-1D (generated offline), 4000 signals of length 40, 10 classes", _EMBEDDED_CMDS,
+                input_shape=(40,)),
     DatasetSpec("synthetic-mixture", _synthetic, "synthetic", "mixture",
                 "a known 3-component Gaussian mixture in d = 16 (label = component): exact truths",
-                frozenset({"train", "defenses", "check-defense", "sweep"}), aliases=("synthetic",)),
+                frozenset({"train", "defenses", "check-defense", "sweep"}), aliases=("synthetic",), input_shape=(16,)),
     DatasetSpec("cifar10", _cifar10, "vgg11_bn", "image",
                 "CIFAR-10 python batches from a local folder (`--data-root`), never downloaded",
-                frozenset({"train", "sweep"}), needs_root=True),
+                frozenset({"train", "sweep"}), needs_root=True, input_shape=(3, 32, 32)),
     DatasetSpec("mnist", _mnist, "mnist", "image",
                 "MNIST IDX files from a local folder (`--data-root`), never downloaded",
-                frozenset({"train", "sweep"}), needs_root=True),
+                frozenset({"train", "sweep"}), needs_root=True, input_shape=(1, 28, 28)),
 )}
 
 
@@ -209,7 +213,8 @@ def register_split(split, name: str | None = None) -> str:
                          "or any 1-d vector")
     DATASETS[name] = DatasetSpec(name, lambda seed, root, _s=split: _s, preset,
                                  "image" if len(split.input_shape) == 3 else "signal",
-                                 f"in-memory split {name!r}", frozenset())  # library use only: no CLI command lists it
+                                 f"in-memory split {name!r}", frozenset(),  # library use only: no CLI command lists it
+                                 input_shape=tuple(split.input_shape))
     for k in [k for k in _CACHE if k[0] == name]:
         del _CACHE[k]
     return name
@@ -247,13 +252,14 @@ def readme_table() -> str:
         A Markdown table.
     """
     cmds = ["train", "attack", "defenses", "check-defense", "sweep"]
-    lines = ["| dataset | what it is | model preset | " + " | ".join(f"`{c}`" for c in cmds) + " |",
-             "| --- | --- | --- | " + " | ".join("---" for _ in cmds) + " |"]
+    lines = ["| dataset | what it is | input shape | model preset | " + " | ".join(f"`{c}`" for c in cmds) + " |",
+             "| --- | --- | --- | --- | " + " | ".join("---" for _ in cmds) + " |"]
     for n in sorted(DATASETS):
         s = DATASETS[n]
         if not s.commands:  # in-memory splits registered by library users
             continue
         alias = f" (alias `{'`, `'.join(s.aliases)}`)" if s.aliases else ""
-        lines.append(f"| `{n}`{alias} | {s.description} | `{s.preset}` | "
+        shape = "(" + ", ".join(map(str, s.input_shape)) + ("," if len(s.input_shape) == 1 else "") + ")"
+        lines.append(f"| `{n}`{alias} | {s.description} | `{shape}` | `{s.preset}` | "
                      + " | ".join("yes" if c in s.commands else "–" for c in cmds) + " |")
     return "\n".join(lines)

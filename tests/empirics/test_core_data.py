@@ -160,3 +160,12 @@ def test_train_cli_on_local_mnist_files(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["train"]["preset"] == "mnist" and (out / "checkpoint.pt").exists()
     assert len(res["train"]["history"]) == 1
+
+
+@pytest.mark.parametrize("name", ["digits", "lfw", "mnist1d", "synthetic-mixture"])
+def test_registry_input_shape_is_the_loaded_one(name):
+    """The README's "input shape" column (the registry's ``input_shape``) is what the loader yields."""
+    from empirics.registry import DATASETS, load_dataset
+    ds = load_dataset(name, seed=0)
+    assert tuple(ds.input_shape) == DATASETS[name].input_shape
+    assert tuple(ds.train.x.shape[1:]) == DATASETS[name].input_shape
