@@ -81,6 +81,7 @@ def truth(gmm, enc, sigma, d, seed=123):
 
 
 def show(title, res, mmse, se):
+    res = res.to_dict()  # check_defense returns a typed CheckDefenseResult
     print(f"\n## {title}\nexact MMSE per element (float64 channel): {mmse:.6g} ± {se:.2g}")
     for k, b in res["bounds"].items():
         if b["guarantee"] == "none":
