@@ -33,6 +33,12 @@ False
 >>> b = {"det": Bound(0.5, "deterministic", ""), "conf": Bound(0.7, "confidence", "", confidence=0.999)}
 >>> print(verdict(comparisons([a], b), b, [a], [], no_certificate="")[0][:103])
 certified: every attacker's MSE per element is ≥ 0.5 (deterministic; det) and ≥ 0.7 at confidence 0.999
+
+Floors of 0 hold for any attacker: the verdict says "trivial", never "certified".
+
+>>> z = {"det": Bound(0.0, "deterministic", "")}
+>>> verdict(comparisons([a], z), z, [a], [], no_certificate="")[0][:60]
+'trivial: the guaranteed floors (det) are 0 here, so nothing '
 """
 
 from __future__ import annotations
@@ -206,6 +212,13 @@ def verdict(rows: list[dict], bounds: dict, attacks, warnings: list[str], *, no_
         return (f"BUG: attack {r['attack']} reaches MSE {r['value']:.4g}, significantly below the {b.label()} floor "
                 f"{r['bound']} = {r['bound_value']:.4g} (z = {r['z']:.2f}, {alpha}) — a certificate is wrong{odds}; "
                 f"please report it. {len(bugs)} comparison(s) with guaranteed floors violated." + tail), True
+    floors = [x for x in (det, conf) if x]
+    if floors and max(b.value for _, b in floors) <= 0:
+        # every guaranteed floor is 0, which any attacker meets: nothing is certified (never "certified ≥ 0")
+        gr = [r for r in rows if r["guarantee"] != "none"]
+        return (f"trivial: the guaranteed floors ({', '.join(k for k, _ in floors)}) are 0 here, so nothing beyond "
+                f"MSE ≥ 0 is certified for the deployed channel; {best_txt} ({_counts(gr)} of {len(gr)} comparisons "
+                f"with guaranteed floors, {alpha})." + tail), False
     if det or conf:
         parts = []
         if det:

@@ -417,7 +417,7 @@ def check_size(spec: SweepSpec, max_cells: int = MAX_CELLS) -> int:
         axes = [f"{k} {len(v):,}" for k, v in spec.grid.items()] + \
                [f"{k} {len(v):,} (default axis)" for k, v in _default_axes(spec).items()]
         raise ValueError(f"{spec.path}: {n:,} cells ({' × '.join(axes)}), more than the {max_cells:,} allowed: split the "
-                         f"grid into several specs, or raise --max-cells (max_cells=) if you mean it")
+                         f"grid into several specs, or raise --max-cells (the library: max_cells=) if you mean it")
     return n
 
 
