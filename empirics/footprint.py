@@ -173,7 +173,7 @@ def attack_needs(attacks, *, k: int, d: int, act: int, n_aux: int, n_test: int, 
     return out
 
 
-def guard_training(cfg, split, *, available=None) -> MemoryPlan:
+def guard_training(cfg, split, build_model, *, available=None) -> MemoryPlan:
     """Refuse training ``cfg`` (a :class:`~empirics.specs.TrainConfig`) when its estimated peak memory
     is above the available memory; returns the plan otherwise.
 
@@ -183,6 +183,9 @@ def guard_training(cfg, split, *, available=None) -> MemoryPlan:
         The training configuration.
     split : DataSplit or namespace
         Its ``input_shape``, ``num_classes`` and ``train``.
+    build_model : callable
+        ``build_model(cfg, split)`` → the model (called once on PyTorch's ``meta`` device: shapes only);
+        passed in by the runner, so this module never imports the experiments above it.
     available : (bytes, source), optional
         Default: :func:`empirics.memory.available_memory`.
 
@@ -190,7 +193,6 @@ def guard_training(cfg, split, *, available=None) -> MemoryPlan:
     -------
     MemoryPlan
     """
-    from .experiments.common import build_model  # deferred: experiments sit above this module
     shapes = model_shapes(lambda: build_model(cfg, SimpleNamespace(input_shape=split.input_shape,
                                                                     num_classes=split.num_classes)),
                           tuple(split.input_shape))

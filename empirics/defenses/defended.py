@@ -72,7 +72,7 @@ from ..device import resolve_device
 from ..models import SplitModel
 from ..parameters import fill_seed, normalise_params, split_spec
 from ..seeding import torch_generator
-from ._util import data_len
+from ._util import data_len, data_tensors, iter_batches
 from .base import Defense, EpochContext, Step, get_defense, make_defense
 
 __all__ = ["defend", "DefendedEncoder", "resolve_defenses"]
@@ -415,7 +415,6 @@ def _first_line(exc: BaseException) -> str:
 def _check_shapes(encoder: nn.Module, head, data, num_classes) -> None:
     """The encoder takes ``data``'s inputs, the head its features, and the labels fit the head's classes:
     checked on two inputs, eval mode, no gradients, the random state untouched (modes restored)."""
-    from ._util import iter_batches
     try:
         x, y = next(iter(iter_batches(data, 2)))
     except StopIteration:
@@ -457,7 +456,6 @@ def _check_shapes(encoder: nn.Module, head, data, num_classes) -> None:
 
 
 def _labels(data):
-    from ._util import data_tensors
     t = data_tensors(data)
     return t[1] if t is not None else torch.zeros(0, dtype=torch.long)
 

@@ -125,7 +125,7 @@ def train_model(cfg: TrainConfig, ctx: RunContext) -> TrainedModel:
     from ..footprint import guard_training  # deferred: torch
     from ..training import evaluate, train  # deferred: torch
     split = load_split(cfg, ctx)
-    guard_training(cfg, split)  # the model's shapes on the meta device: refused before anything large exists
+    guard_training(cfg, split, build_model)  # the model's shapes on the meta device: refused before anything large exists
     model = build_model(cfg, split)
     checkpoint = ctx.checkpoint
     if checkpoint is None and ctx.checkpoint_dir is not None:  # named by the key of its `train` run

@@ -263,6 +263,7 @@ sigma = 0.1
 epochs = 2
 lr = 0.003
 k_per_class = 500
+bottleneck = 2  # 5,000 components of 2 × 2 covariances pass the memory guard; CEM then refuses 500 per class
 attacks = []
 eval_train = false
 """
